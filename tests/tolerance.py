@@ -1,0 +1,54 @@
+"""One comparison helper with one tolerance table per dtype. Tolerances are never loosened per test."""
+
+import numpy as np
+import torch
+
+# (atol, rtol) per output dtype: rtol is about the dtype's unit roundoff times a small accumulation factor.
+TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-5, 2e-6),
+    torch.float16: (1e-3, 1e-3),
+    torch.bfloat16: (1e-2, 8e-3),
+}
+EXACT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+
+
+def _numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        return (x.double() if x.is_floating_point() else x).numpy()
+    return np.asarray(x)
+
+
+def assert_close(name: str, ref, out, *, dtype: torch.dtype | None = None) -> None:
+    """Compare `out` with the float64 (or integer) oracle `ref`; fail with max abs error, relative RMS error and
+    the first bad index. Integer dtypes must match exactly."""
+    if dtype is None:
+        dtype = out.dtype if isinstance(out, torch.Tensor) else torch.float64
+    ref_np, out_np = _numpy(ref), _numpy(out)
+    if ref_np.shape != out_np.shape:
+        raise AssertionError(f"{name}: shape {out_np.shape} != reference shape {ref_np.shape}")
+    if ref_np.size == 0:
+        return
+    if dtype in EXACT:
+        bad = ref_np != out_np
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise AssertionError(
+                f"{name}: {int(bad.sum())} of {bad.size} integers differ; first at {first}: "
+                f"got {out_np[first]}, expected {ref_np[first]}"
+            )
+        return
+    atol, rtol = TOLERANCES[dtype]
+    ref64, out64 = ref_np.astype(np.float64), out_np.astype(np.float64)
+    err = np.abs(out64 - ref64)
+    bad = ~(err <= atol + rtol * np.abs(ref64))
+    if bad.any():
+        max_abs = float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")
+        rms = float(np.sqrt(np.nanmean((out64 - ref64) ** 2)) / max(np.sqrt(np.mean(ref64**2)), 1e-300))
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(
+            f"{name} ({dtype}): {int(bad.sum())} of {bad.size} elements outside atol={atol}, rtol={rtol}; "
+            f"max abs err {max_abs:.3e}, relative RMS err {rms:.3e}; first at {first}: "
+            f"got {out64[first]}, expected {ref64[first]}"
+        )
