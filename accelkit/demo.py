@@ -1,0 +1,134 @@
+"""`accelkit demo`: which backends run here, every op against its NumPy oracle, then small benchmarks."""
+
+import argparse
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+
+def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
+    cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _backends() -> list[tuple[str, str, str]]:
+    import torch
+
+    from accelkit._native import available, native
+
+    rows = []
+    if available():
+        f = native().cpu_features()
+        isa = native().binary_isa() if hasattr(native(), "binary_isa") else "?"
+        rows.append(("C++ (accelkit._C)", "yes", f"isa={isa}, openmp={f['openmp']}, threads={f['threads']}"))
+    else:
+        rows.append(("C++ (accelkit._C)", "no", "extension not built: run `make setup`"))
+    try:
+        import triton
+
+        mode = "compiled" if torch.cuda.is_available() else "interpreter (TRITON_INTERPRET=1)"
+        rows.append(("Triton", "yes", f"triton {triton.__version__}, {mode}"))
+    except ImportError:
+        rows.append(("Triton", "no", "triton is not installed"))
+    cuda = torch.cuda.is_available()
+    rows.append(("CUDA device", "yes" if cuda else "no", torch.cuda.get_device_name() if cuda else "none present"))
+    nvcc = shutil.which("nvcc")
+    rows.append(("nvcc (AOT checks)", "yes" if nvcc else "no", nvcc or "not on PATH"))
+    return rows
+
+
+def _max_err(ref: np.ndarray, out) -> float:
+    out = out.detach().double().cpu().numpy() if hasattr(out, "detach") else np.asarray(out, dtype=np.float64)
+    return float(np.max(np.abs(out - ref))) if ref.size else 0.0
+
+
+def _op_checks() -> list[tuple[str, str, str, str]]:
+    import torch
+
+    from accelkit import ops
+    from accelkit.kernels.binary import reference as ref
+    from accelkit.kernels.binary import triton as tri
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(13, 100, generator=gen, requires_grad=True)
+    w = torch.randn(7, 100, generator=gen, requires_grad=True)
+    out = ops.binary_matmul(a, w)
+    out.backward(torch.ones_like(out))
+    ga, gw = ref.binary_matmul_bwd(a.detach().numpy(), w.detach().numpy(), np.ones((13, 7)))
+    an, wn = a.detach().double().numpy(), w.detach().double().numpy()
+    bits_a, bits_w = ref.pack_bits(an, 64), ref.pack_bits(wn, 64)
+    checks = [
+        ("binary_matmul fwd", "cpu (C++)", _max_err(ref.binary_matmul(an, wn), out)),
+        ("binary_matmul grad_a", "cpu (PyTorch)", _max_err(ga, a.grad)),
+        ("binary_matmul grad_w", "cpu (PyTorch)", _max_err(gw, w.grad)),
+        ("binarize channel", "cpu (PyTorch)", _max_err(ref.binarize(wn, "channel"), ops.binarize(w, scale="channel"))),
+        ("pack_bits", "cpu (C++)", _max_err(bits_a.view(np.int64), ops.pack_bits(a.detach(), word_bits=64))),
+        ("pack (Triton)", "triton", _max_err(bits_a.view(np.int64), tri.binary_pack_fwd(a.detach(), 64))),
+        (
+            "xnor gemm (Triton)",
+            "triton",
+            _max_err(
+                ref.xnor_popcount_matmul(bits_a, bits_w, 100),
+                tri.binary_gemm_fwd(torch.from_numpy(bits_a.view(np.int64)), torch.from_numpy(bits_w.view(np.int64)), 100),
+            ),
+        ),
+    ]
+    return [(name, backend, f"{err:.1e}", "ok" if err == 0 else "FAIL") for name, backend, err in checks]
+
+
+def _binary_bench(size: int) -> list[tuple[str, str]]:
+    import torch
+
+    from accelkit.kernels.binary.cpu import binary_gemm_cpu, binary_pack_cpu
+
+    a, w = torch.randn(size, size), torch.randn(size, size)
+    a_bits, w_bits = binary_pack_cpu(a, 64), binary_pack_cpu(w, 64)
+
+    def best(fn: Callable[[], object], repeat: int = 5) -> float:
+        fn()
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    t_bin = best(lambda: binary_gemm_cpu(a_bits, w_bits, size))
+    t_f32 = best(lambda: torch.matmul(a, w.T))
+    macs = size**3
+    return [
+        ("problem", f"M = N = K = {size}"),
+        ("binary packed GEMM (C++)", f"{macs / t_bin / 1e9:8.1f} GMAC/s"),
+        ("torch.matmul float32", f"{macs / t_f32 / 1e9:8.1f} GMAC/s"),
+        ("ratio", f"{t_f32 / t_bin:8.1f}x  (full size: python bench/run.py binary_gemm)"),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="accelkit demo", description=__doc__)
+    parser.add_argument("--size", type=int, default=1024, help="GEMM size of the small binary benchmark")
+    parser.add_argument("--skip-sim", action="store_true", help="leave out the simulator section")
+    args = parser.parse_args(argv)
+    import torch
+
+    if not torch.cuda.is_available():
+        # Triton must see this before its first import: kernels then run on NumPy, one program at a time.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+
+    print("== Backends\n" + table(_backends(), ("backend", "available", "details")))
+    checks = _op_checks()
+    print("\n== Ops against their NumPy float64 oracles\n" + table(checks, ("op", "backend", "max abs err", "")))
+    print(f"\n== Binary GEMM, {args.size}^3\n" + table(_binary_bench(args.size), ("", "")))
+    if not args.skip_sim:
+        from accelkit.sim import demo as sim_demo
+
+        print("\n== Simulator")
+        sim_demo.run(print)
+    return 0 if all(row[-1] == "ok" for row in checks) else 1
