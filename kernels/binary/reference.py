@@ -53,7 +53,7 @@ def unpack_bits(words: np.ndarray, k: int, word_bits: int = 32) -> np.ndarray:
 def popcount(words: np.ndarray) -> np.ndarray:
     """Per-element count of set bits, as int64."""
     words = np.asarray(words)
-    as_bytes = words.astype(words.dtype.newbyteorder("<")).view(np.uint8).reshape(*words.shape, -1)
+    as_bytes = words.astype(words.dtype.newbyteorder("<")).view(np.uint8).reshape(*words.shape, words.dtype.itemsize)
     return np.unpackbits(as_bytes, axis=-1).sum(axis=-1, dtype=np.int64)
 
 
