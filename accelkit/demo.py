@@ -63,6 +63,8 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
     ga, gw = ref.binary_matmul_bwd(a.detach().numpy(), w.detach().numpy(), np.ones((13, 7)))
     an, wn = a.detach().double().numpy(), w.detach().double().numpy()
     bits_a, bits_w = ref.pack_bits(an, 64), ref.pack_bits(wn, 64)
+    t_bits_a, t_bits_w = torch.from_numpy(bits_a.view(np.int64)), torch.from_numpy(bits_w.view(np.int64))
+    xnor = ref.xnor_popcount_matmul(bits_a, bits_w, 100)
     checks = [
         ("binary_matmul fwd", "cpu (C++)", _max_err(ref.binary_matmul(an, wn), out)),
         ("binary_matmul grad_a", "cpu (PyTorch)", _max_err(ga, a.grad)),
@@ -70,14 +72,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         ("binarize channel", "cpu (PyTorch)", _max_err(ref.binarize(wn, "channel"), ops.binarize(w, scale="channel"))),
         ("pack_bits", "cpu (C++)", _max_err(bits_a.view(np.int64), ops.pack_bits(a.detach(), word_bits=64))),
         ("pack (Triton)", "triton", _max_err(bits_a.view(np.int64), tri.binary_pack_fwd(a.detach(), 64))),
-        (
-            "xnor gemm (Triton)",
-            "triton",
-            _max_err(
-                ref.xnor_popcount_matmul(bits_a, bits_w, 100),
-                tri.binary_gemm_fwd(torch.from_numpy(bits_a.view(np.int64)), torch.from_numpy(bits_w.view(np.int64)), 100),
-            ),
-        ),
+        ("xnor gemm (Triton)", "triton", _max_err(xnor, tri.binary_gemm_fwd(t_bits_a, t_bits_w, 100))),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if err == 0 else "FAIL") for name, backend, err in checks]
 

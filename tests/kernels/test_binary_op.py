@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from accelkit.kernels.binary import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import FLOAT_DTYPES, layouts, make_tensor, seeds, sizes
 from tolerance import assert_close
 
 from accelkit import ops
-from accelkit.kernels.binary import reference as ref
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -34,8 +34,13 @@ def test_binary_matmul_forward_and_grads(batch, n, k, dtype, layout, seed):
     assert_close("grad_w", grad_w, w.grad)
 
 
-@given(shape=st.tuples(sizes(9), sizes(40)), scale=st.sampled_from(ops_scales := (None, "tensor", "channel")),
-       dtype=st.sampled_from((torch.float32, torch.float64)), layout=layouts, seed=seeds)
+@given(
+    shape=st.tuples(sizes(9), sizes(40)),
+    scale=st.sampled_from((None, "tensor", "channel")),
+    dtype=st.sampled_from((torch.float32, torch.float64)),
+    layout=layouts,
+    seed=seeds,
+)
 def test_binarize_forward_and_grad(shape, scale, dtype, layout, seed):
     x = make_tensor(shape, dtype, seed=seed, layout=layout).requires_grad_()
     y = ops.binarize(x, scale=scale)
@@ -45,8 +50,13 @@ def test_binarize_forward_and_grad(shape, scale, dtype, layout, seed):
     assert_close("grad_x", ref.binarize_bwd(_np(x), _np(grad), scale), x.grad)
 
 
-@given(shape=st.tuples(sizes(4, min_value=0), sizes(140)), word_bits=st.sampled_from((32, 64)),
-       dtype=st.sampled_from(FLOAT_DTYPES), layout=layouts, seed=seeds)
+@given(
+    shape=st.tuples(sizes(4, min_value=0), sizes(140)),
+    word_bits=st.sampled_from((32, 64)),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+    layout=layouts,
+    seed=seeds,
+)
 def test_pack_bits_and_packed_matmul(shape, word_bits, dtype, layout, seed):
     a = make_tensor(shape, dtype, seed=seed, layout=layout)
     w = make_tensor((7, shape[-1]), dtype, seed=seed + 1, layout=layout)
@@ -63,6 +73,13 @@ def test_sign_of_zero_is_plus_one():
     x = torch.tensor([0.0, -0.0, 1e-30, -1e-30])
     assert ops.binarize(x).tolist() == [1.0, 1.0, 1.0, -1.0]
     assert ops.binary_matmul(torch.zeros(1, 33), torch.zeros(2, 33)).tolist() == [[33.0, 33.0]]
+
+
+I32 = torch.int32
+
+
+def _words(*shape: int) -> torch.Tensor:
+    return torch.zeros(shape, dtype=I32)
 
 
 def _examples():
@@ -118,10 +135,10 @@ def test_torch_compile_inductor():
         (lambda: ops.binarize(torch.randn(3), scale="channel"), "x must have at least 2 dims"),
         (lambda: ops.binarize(torch.randn(3), scale="row"), "scale"),
         (lambda: ops.pack_bits(torch.randn(3, 4), word_bits=16), "word_bits"),
-        (lambda: ops.packed_binary_matmul(torch.zeros(2, 2, dtype=torch.int32), torch.zeros(3, 2), 64), "w_bits"),
-        (lambda: ops.packed_binary_matmul(torch.zeros(2, 2, dtype=torch.int32), torch.zeros(3, 3, dtype=torch.int32), 64), "words"),
-        (lambda: ops.packed_binary_matmul(torch.zeros(2, 2, dtype=torch.int32), torch.zeros(3, 2, dtype=torch.int32), 65), "k=65"),
-        (lambda: ops.packed_binary_matmul(torch.zeros(2, 2, dtype=torch.int32), torch.zeros(3, 2, dtype=torch.int32), 32), "k=32"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), torch.zeros(3, 2), 64), "w_bits"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 3), 64), "words"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), 65), "k=65"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), 32), "k=32"),
     ],
 )
 def test_bad_input_raises_value_error(call, match):
