@@ -1,0 +1,131 @@
+// Bit math of binary (XNOR/popcount) layers, shared by the C++ CPU kernels and the CUDA C kernels.
+//
+// Conventions (kernels/binary/reference.py is the oracle): packing runs along K, LSB first; a set bit marks an
+// element that is not >= 0 (negative or NaN), so sign(0) = +1; padding bits of the last word are 0 in every operand.
+// For a, w in {+1, -1}^K with bits A, W: a . w = K - 2 * popcount(A xor W). For spikes s in {0, 1}^K (bit 1 =
+// spike) and weights w: s . w = popcount(S) - 2 * popcount(S and W).
+//
+// The header is framework-free: no torch, no pybind11, and nothing NVRTC cannot compile, so CuPy can build the
+// .cu file that includes it at run time.
+#pragma once
+
+#if defined(__CUDACC_RTC__)
+// NVRTC has no standard library headers; these are the LP64 widths every CUDA target uses.
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+typedef int int32_t;
+typedef long long int64_t;
+#else
+#include <cstdint>
+#endif
+
+#if defined(__CUDACC__)
+#define ACCELKIT_HD __host__ __device__ __forceinline__
+#else
+#define ACCELKIT_HD inline
+#endif
+
+namespace accelkit {
+namespace binary {
+
+ACCELKIT_HD int popcount32(uint32_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popc(x);
+#elif defined(__GNUC__) || defined(__clang__)
+  return __builtin_popcount(x);
+#else
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  return static_cast<int>((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
+#endif
+}
+
+ACCELKIT_HD int popcount64(uint64_t x) {
+#if defined(__CUDA_ARCH__)
+  return __popcll(x);
+#elif defined(__GNUC__) || defined(__clang__)
+  return __builtin_popcountll(x);
+#else
+  return popcount32(static_cast<uint32_t>(x)) + popcount32(static_cast<uint32_t>(x >> 32));
+#endif
+}
+
+ACCELKIT_HD int popcount(uint32_t x) { return popcount32(x); }
+ACCELKIT_HD int popcount(uint64_t x) { return popcount64(x); }
+
+// Words needed for k elements; 0 for k = 0.
+ACCELKIT_HD int64_t num_words(int64_t k, int word_bits) { return (k + word_bits - 1) / word_bits; }
+
+// The packed bit of one element: 0 for x >= 0 (including -0.0), 1 for x < 0 and for NaN, since NaN >= 0 is false.
+ACCELKIT_HD uint32_t sign_bit(float x) { return x >= 0.0f ? 0u : 1u; }
+ACCELKIT_HD uint32_t sign_bit(double x) { return x >= 0.0 ? 0u : 1u; }
+
+// The +-1 dot product one word pair contributes, given `valid` real (non-padding) bits in it.
+template <typename Word>
+ACCELKIT_HD int xnor_dot_word(Word a, Word w, int valid) {
+  return valid - 2 * popcount(static_cast<Word>(a ^ w));
+}
+
+// a . w for two packed rows of n_words words that encode k elements.
+template <typename Word>
+ACCELKIT_HD int64_t xnor_dot(const Word* a, const Word* w, int64_t n_words, int64_t k) {
+  int64_t mismatches = 0;
+  for (int64_t i = 0; i < n_words; ++i) mismatches += popcount(static_cast<Word>(a[i] ^ w[i]));
+  return k - 2 * mismatches;
+}
+
+// s . w for a packed spike row s (bit 1 = spike) and a packed weight row w (bit 1 = -1).
+template <typename Word>
+ACCELKIT_HD int64_t spike_dot(const Word* s, const Word* w, int64_t n_words) {
+  int64_t fired = 0;
+  int64_t negative = 0;
+  for (int64_t i = 0; i < n_words; ++i) {
+    fired += popcount(s[i]);
+    negative += popcount(static_cast<Word>(s[i] & w[i]));
+  }
+  return fired - 2 * negative;
+}
+
+}  // namespace binary
+}  // namespace accelkit
+
+#if !defined(__CUDACC__)
+// CPU kernels (csrc/binary.cpp). Plain pointers and sizes; every function validates its arguments and returns a
+// Status instead of throwing, so the bindings decide how errors surface.
+namespace accelkit {
+namespace binary {
+
+enum class Status : int { ok = 0, bad_argument = 1, unsupported_isa = 2 };
+
+// Vector paths. The GEMM treats a packed row as a string of 32-bit units: xor/and + popcount summed over a whole
+// row does not depend on how its bits are grouped into words, so 32- and 64-bit words share one kernel.
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+bool isa_supported(Isa isa);
+Isa best_isa();
+const char* isa_name(Isa isa);
+
+// x: rows x k elements at x[r * row_stride + c * col_stride] (strides in elements, may be negative or 0).
+// out: rows x num_words(k, word_bits) words, contiguous, word_bits 32 or 64.
+Status pack_f32(const float* x, int64_t rows, int64_t k, int64_t row_stride, int64_t col_stride, void* out,
+                int word_bits, Isa isa);
+Status pack_f64(const double* x, int64_t rows, int64_t k, int64_t row_stride, int64_t col_stride, void* out,
+                int word_bits, Isa isa);
+
+// a: m x units, w: n x units 32-bit units, both contiguous (units = words * word_bits / 32); out: m x n int32,
+// contiguous. out[i][j] = k - 2 * popcount(a_i xor w_j), with 0 <= k <= 32 * units.
+Status xnor_gemm(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k, int32_t* out,
+                 Isa isa);
+
+// out[i][j] = popcount(s_i) - 2 * popcount(s_i and w_j).
+Status spike_gemm(const uint32_t* s, const uint32_t* w, int64_t m, int64_t n, int64_t units, int32_t* out, Isa isa);
+
+// Benchmark probes for the popcount roofline: the core clock measured with a chain of dependent integer adds
+// (1 cycle of latency each), and the VPOPCNTQ zmm instructions one core retires per second with 12 independent
+// chains. Both return 0 when the probe cannot run here (not x86-64 / no AVX-512 VPOPCNTDQ).
+double measure_clock_hz();
+double measure_vpopcntq_per_second();
+
+}  // namespace binary
+}  // namespace accelkit
+#endif
