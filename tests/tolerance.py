@@ -2,15 +2,7 @@
 
 import numpy as np
 import torch
-
-# (atol, rtol) per output dtype: rtol is about the dtype's unit roundoff times a small accumulation factor.
-TOLERANCES: dict[torch.dtype, tuple[float, float]] = {
-    torch.float64: (1e-10, 1e-10),
-    torch.float32: (1e-5, 2e-6),
-    torch.float16: (1e-3, 1e-3),
-    torch.bfloat16: (1e-2, 8e-3),
-}
-EXACT = (torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.bool)
+from accelkit.kernels._common.tolerance import EXACT, TOLERANCES, outside
 
 
 def _numpy(x) -> np.ndarray:
@@ -30,8 +22,8 @@ def assert_close(name: str, ref, out, *, dtype: torch.dtype | None = None) -> No
         raise AssertionError(f"{name}: shape {out_np.shape} != reference shape {ref_np.shape}")
     if ref_np.size == 0:
         return
+    bad = outside(ref_np, out_np, dtype)
     if dtype in EXACT:
-        bad = ref_np != out_np
         if bad.any():
             first = tuple(int(i) for i in np.argwhere(bad)[0])
             raise AssertionError(
@@ -42,7 +34,6 @@ def assert_close(name: str, ref, out, *, dtype: torch.dtype | None = None) -> No
     atol, rtol = TOLERANCES[dtype]
     ref64, out64 = ref_np.astype(np.float64), out_np.astype(np.float64)
     err = np.abs(out64 - ref64)
-    bad = ~(err <= atol + rtol * np.abs(ref64))
     if bad.any():
         max_abs = float(np.nanmax(err)) if np.isfinite(err).any() else float("nan")
         rms = float(np.sqrt(np.nanmean((out64 - ref64) ** 2)) / max(np.sqrt(np.mean(ref64**2)), 1e-300))
