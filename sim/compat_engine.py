@@ -1,0 +1,208 @@
+"""Compat mode: one layer, scalesim 3.0.0's numbers for every column of its three reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from accelkit.sim.compat_memory import (
+    CalcRead,
+    MemoryRun,
+    UserRead,
+    WriteBuffer,
+    calc_read,
+    calc_read_by_fold,
+    calc_read_dram,
+    run_memory,
+    user_read,
+)
+from accelkit.sim.compat_streams import (
+    CompatLayer,
+    Geometry,
+    Offsets,
+    RowCounts,
+    demand_stream,
+    fold_tiles,
+    geometry,
+    position_row,
+    prefetch_sequence,
+    unique_im2col,
+)
+from accelkit.sim.compute import compute_stats
+from accelkit.sim.engine import LayerStats
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.workloads import Conv, Gemm
+
+
+def to_compat_layer(layer: Gemm | Conv) -> CompatLayer:
+    """The SCALE-Sim layer for `layer`: a GEMM becomes IFMAP M x K, filter 1 x K, 1 channel, N filters (as
+    scalesim's `-i gemm` loader does); a convolution must have batch 1, no padding and no groups."""
+    if isinstance(layer, Gemm):
+        return CompatLayer(layer.name, layer.m, layer.k, 1, layer.k, 1, layer.n, 1, 1)
+    bad = [f for f in ("batch", "groups") if getattr(layer, f) != 1] + [
+        f for f in ("pad_h", "pad_w") if getattr(layer, f)
+    ]
+    if bad:
+        raise ValueError(
+            f"compat mode cannot express {', '.join(bad)} of layer {layer.name!r}: SCALE-Sim 3.0.0 "
+            "has no batch, padding or groups (use mode='native')"
+        )
+    return CompatLayer(
+        layer.name,
+        layer.ifmap_h,
+        layer.ifmap_w,
+        layer.filter_h,
+        layer.filter_w,
+        layer.channels,
+        layer.num_filters,
+        layer.stride_h,
+        layer.stride_w,
+    )
+
+
+def _whole(value: float | None, name: str) -> int:
+    if value is None or value != int(value):
+        raise ValueError(f"compat mode needs a whole-number {name}, got {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class CompatRun:
+    """Internals of one compat simulation, kept for trace writing."""
+
+    layer: CompatLayer
+    geo: Geometry
+    offsets: Offsets
+    counts: RowCounts
+    reads: dict
+    edge_rows: dict
+    memory: MemoryRun
+    streams: dict | None
+
+
+def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) -> CompatRun:
+    """Simulate `layer`. CALC-mode layers without repeated im2col words are replayed per fold unless
+    `word_level`; everything else word by word."""
+    if hw.word_bytes != 1:
+        raise ValueError("compat mode needs word_bytes=1 (SCALE-Sim hard-codes 1-byte words)")
+    geo = geometry(layer, hw.dataflow, hw.rows, hw.cols)
+    offs = Offsets(hw.ifmap_offset, hw.filter_offset, hw.ofmap_offset)
+    counts = RowCounts(geo)
+    if hw.calc_mode and unique_im2col(layer) and not word_level:
+        rows = {op: _edge_rows(geo, op) for op in ("ifmap", "filter")}
+        reads = {op: _calc_read_fast(geo, op, hw.sram_words(op)) for op in rows}
+        run = run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())
+        return CompatRun(layer, geo, offs, counts, reads, rows, run, None)
+    streams = {op: demand_stream(geo, op, offs) for op in ("ifmap", "filter")}
+    rows = {op: streams[op][1][[0, -1]] for op in streams}
+    reads, run = _replay(geo, hw, offs, streams, counts)
+    return CompatRun(layer, geo, offs, counts, reads, rows, run, streams)
+
+
+def simulate_compat(layer: Gemm | Conv | CompatLayer, hw: Hardware, *, word_level: bool = False) -> LayerStats:
+    """scalesim 3.0.0's three report rows for `layer` on `hw`, as a LayerStats."""
+    lay = layer if isinstance(layer, CompatLayer) else to_compat_layer(layer)
+    res = run_compat(lay, hw, word_level=word_level)
+    geo, counts, reads, rows, run = res.geo, res.counts, res.reads, res.edge_rows, res.memory
+    comp = compute_stats(geo.grid, hw.dataflow, compat=True)
+    wb = run.write_buffer
+    total = run.last_ofmap_cycle
+    sram = {}
+    for i, op in enumerate(("ifmap", "filter")):
+        sram[op] = (run.read_cycle(int(rows[op][0]), i), run.read_cycle(int(rows[op][1]), i))
+    sram["ofmap"] = (run.write_cycle(counts.next_write(0)), run.write_cycle(counts.last_write()))
+    dram = {op: _read_dram(reads[op], rows[op], run) for op in ("ifmap", "filter")}
+    dram["ofmap"] = (wb.first_drain, wb.last_drain, wb.writes_to_dram)
+    incl = int(dram["ofmap"][1] - min(dram["ifmap"][0], dram["filter"][0]))
+    return _stats(lay, hw, comp, total, run.stall_cycles, incl, sram, dram)
+
+
+def _replay(geo: Geometry, hw: Hardware, offs: Offsets, streams: dict, counts: RowCounts):
+    """Word-level replay of the read buffers (any layer), then the event walk over the demand rows."""
+    if hw.calc_mode:
+        reads = {op: calc_read(*streams[op], hw.sram_words(op)) for op in streams}
+        return reads, run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())
+    wb = WriteBuffer(hw.sram_words("ofmap"), _whole(hw.dram_bw_words_per_cycle, "dram_bw_words_per_cycle"))
+    reads = {}
+    for op, (addr, rows) in streams.items():
+        seq, seq_len = prefetch_sequence(geo, op, offs)
+        bw = _whole(hw.read_bw(op), f"{op}_dram_bw_words_per_cycle")
+        reads[op] = user_read(addr, rows, seq, seq_len, hw.sram_words(op), bw)
+    return reads, run_memory(counts, wb, (reads["ifmap"], reads["filter"]))
+
+
+def _edge_rows(geo: Geometry, op: str) -> np.ndarray:
+    """Demand rows of an operand's first and last request (layers without -1 im2col entries)."""
+    last = geo.grid.count - 1
+    first_row = position_row(geo, op, 0, 0)
+    last_row = position_row(geo, op, last, -1) + last * geo.rows_per_fold
+    return np.asarray([first_row, last_row], dtype=np.int64)
+
+
+def _calc_read_fast(geo: Geometry, op: str, words: int) -> CalcRead:
+    keys, sizes = fold_tiles(geo, op)
+    per = geo.rows_per_fold
+    return calc_read_by_fold(keys, sizes, words, lambda f, p: position_row(geo, op, f, p) + f * per)
+
+
+def _read_dram(res: CalcRead | UserRead, rows: np.ndarray, run) -> tuple[int, int, int]:
+    if isinstance(res, UserRead):
+        return (*res.dram_window(), res.dram_reads)
+    first = int(rows[0]) + int(run.stall_before(rows[:1])[0])
+    flush_cycles = res.flush_rows + run.stall_before(res.flush_rows) if res.flush_rows.size else res.flush_rows
+    return (*calc_read_dram(res, first, flush_cycles), res.dram_reads)
+
+
+def _stats(lay, hw, comp, total, stall, incl, sram, dram) -> LayerStats:
+    reads = {"ifmap": comp.ifmap_sram_reads, "filter": comp.filter_sram_reads, "ofmap": comp.ofmap_sram_writes}
+    e = hw.energy
+    energy = {
+        op: (
+            reads[op] * (e.sram_write_pj_per_word if op == "ofmap" else e.sram_read_pj_per_word)
+            + dram[op][2] * e.dram_pj_per_word
+        )
+        for op in reads
+    }
+    return LayerStats(
+        name=lay.name,
+        dataflow=hw.dataflow,
+        mode="compat",
+        macs=lay.macs,
+        folds=comp.folds,
+        compute_cycles=comp.folds * comp.cycles_per_fold - 1,
+        total_cycles=total,
+        stall_cycles=stall,
+        total_cycles_incl_prefetch=incl,
+        overall_util_pct=(lay.macs * 100) / (total * hw.pes),
+        mapping_efficiency_pct=comp.mapping_efficiency_pct,
+        compute_util_pct=comp.compute_util_pct,
+        ifmap_sram_reads=reads["ifmap"],
+        filter_sram_reads=reads["filter"],
+        ofmap_sram_writes=reads["ofmap"],
+        ifmap_sram_start_cycle=sram["ifmap"][0],
+        ifmap_sram_stop_cycle=sram["ifmap"][1],
+        filter_sram_start_cycle=sram["filter"][0],
+        filter_sram_stop_cycle=sram["filter"][1],
+        ofmap_sram_start_cycle=sram["ofmap"][0],
+        ofmap_sram_stop_cycle=sram["ofmap"][1],
+        ifmap_dram_reads=dram["ifmap"][2],
+        filter_dram_reads=dram["filter"][2],
+        ofmap_dram_writes=dram["ofmap"][2],
+        ofmap_dram_reads=0,
+        ifmap_dram_start_cycle=dram["ifmap"][0],
+        ifmap_dram_stop_cycle=dram["ifmap"][1],
+        filter_dram_start_cycle=dram["filter"][0],
+        filter_dram_stop_cycle=dram["filter"][1],
+        ofmap_dram_start_cycle=dram["ofmap"][0],
+        ofmap_dram_stop_cycle=dram["ofmap"][1],
+        avg_ifmap_sram_bw=reads["ifmap"] / total,
+        avg_filter_sram_bw=reads["filter"] / total,
+        avg_ofmap_sram_bw=reads["ofmap"] / total,
+        avg_ifmap_dram_bw=dram["ifmap"][2] / (dram["ifmap"][1] - dram["ifmap"][0] + 1),
+        avg_filter_dram_bw=dram["filter"][2] / (dram["filter"][1] - dram["filter"][0] + 1),
+        avg_ofmap_dram_bw=dram["ofmap"][2] / (dram["ofmap"][1] - dram["ofmap"][0] + 1),
+        mac_energy_pj=lay.macs * e.mac_pj,
+        ifmap_energy_pj=energy["ifmap"],
+        filter_energy_pj=energy["filter"],
+        ofmap_energy_pj=energy["ofmap"],
+    )

@@ -1,0 +1,346 @@
+"""The address streams SCALE-Sim 3.0.0 feeds its memory model, generated fold by fold with NumPy.
+
+SCALE-Sim builds dense per-cycle demand matrices (one row per cycle, one column per PE edge lane, -1 = idle) and
+walks them in Python. Here each operand's demand is a pair of flat arrays: the word address and the demand row
+(cycle before stalls) of every non-idle request, in the order SCALE-Sim visits them (row by row, lanes left to
+right). The OFMAP only needs a count per row, because its write buffer ignores addresses.
+
+Layer geometry is SCALE-Sim's: valid convolution with Ho = ceil((H - R + s) / s), the extra output row or column
+of an uneven stride reading -1 (nothing) where the window leaves the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from accelkit.sim.compute import FoldGrid, fold_cycles, fold_grid, spatial_dims
+
+
+@dataclass(frozen=True)
+class CompatLayer:
+    """A layer as SCALE-Sim sees it: IFMAP H x W x C, N filters of R x S x C, strides, batch 1, no padding."""
+
+    name: str
+    ifmap_h: int
+    ifmap_w: int
+    filter_h: int
+    filter_w: int
+    channels: int
+    num_filters: int
+    stride_h: int
+    stride_w: int
+
+    @property
+    def ofmap_h(self) -> int:
+        return -(-(self.ifmap_h - self.filter_h + self.stride_h) // self.stride_h)
+
+    @property
+    def ofmap_w(self) -> int:
+        return -(-(self.ifmap_w - self.filter_w + self.stride_w) // self.stride_w)
+
+    @property
+    def m(self) -> int:
+        return self.ofmap_h * self.ofmap_w
+
+    @property
+    def k(self) -> int:
+        return self.filter_h * self.filter_w * self.channels
+
+    @property
+    def n(self) -> int:
+        return self.num_filters
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k
+
+
+@dataclass(frozen=True)
+class Offsets:
+    ifmap: int
+    filter: int
+    ofmap: int
+
+
+def ifmap_addr(layer: CompatLayer, p: np.ndarray, j: np.ndarray, offset: int) -> np.ndarray:
+    """Address of im2col element (output pixel p, window index j); -1 where the window leaves the input."""
+    if layer.ofmap_w == 1 and layer.filter_h == 1 and layer.filter_w == layer.ifmap_w and layer.stride_h == 1:
+        # A GEMM topology row (IFMAP M x K, filter 1 x K): row p of A starts at p * K * C.
+        return p * (layer.ifmap_w * layer.channels) + j + offset
+    orow, ocol = np.divmod(p, layer.ofmap_w)
+    i_row, i_col = orow * layer.stride_h, ocol * layer.stride_w
+    c_row, rest = np.divmod(j, layer.filter_w * layer.channels)
+    c_col, ch = np.divmod(rest, layer.channels)
+    valid = (c_row + i_row < layer.ifmap_h) & (c_col + i_col < layer.ifmap_w)
+    addr = ((i_row + c_row) * layer.ifmap_w + i_col + c_col) * layer.channels + ch + offset
+    return np.where(valid, addr, -1)
+
+
+def filter_addr(layer: CompatLayer, j: np.ndarray, f: np.ndarray, offset: int) -> np.ndarray:
+    return f * layer.k + j + offset
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Fold grid plus the demand-matrix height of one fold (its stall-free cycles)."""
+
+    layer: CompatLayer
+    dataflow: str
+    grid: FoldGrid
+    rows_per_fold: int
+
+    @property
+    def total_rows(self) -> int:
+        return self.grid.count * self.rows_per_fold
+
+
+def geometry(layer: CompatLayer, dataflow: str, rows: int, cols: int) -> Geometry:
+    sr, sc, t = spatial_dims(layer.m, layer.n, layer.k, dataflow)
+    grid = fold_grid(sr, sc, t, rows, cols)
+    return Geometry(layer, dataflow, grid, fold_cycles(grid, dataflow, compat=True))
+
+
+@lru_cache(maxsize=32)
+def _skewed(t: int, width: int, base: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, t, lane) of a T x width block entering skewed (lane c delayed by c cycles), rows from `base`, in
+    service order: by row, lanes left to right. Row q holds lanes max(0, q - T + 1) ... min(q, width - 1).
+
+    Cached because every fold of a layer has the same few shapes (full and edge folds).
+    """
+    q = np.arange(t + width - 1)
+    lo = np.maximum(0, q - t + 1)
+    counts = np.minimum(q, width - 1) - lo + 1
+    row = np.repeat(q, counts)
+    starts = np.cumsum(counts) - counts
+    lane = np.arange(row.size) - np.repeat(starts - lo, counts)
+    return row + base, row - lane, lane
+
+
+def _flipped(width: int, used: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, r, lane) of a preloaded block: array row r of the fold is fed at cycle rows - 1 - r, lanes together."""
+    rr, cc = np.meshgrid(np.arange(used - 1, -1, -1), np.arange(width), indexing="ij")
+    return (rows - 1 - rr).ravel(), rr.ravel(), cc.ravel()
+
+
+def fold_requests(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(address or -1, row within the fold, lane) of every slot fold f feeds an operand, in service order."""
+    g, lay = geo.grid, geo.layer
+    r0, c0 = int(g.row_start[f]), int(g.col_start[f])
+    ur, uc, t, rows = int(g.used_rows[f]), int(g.used_cols[f]), g.t, g.rows
+    df = geo.dataflow
+    if (df, operand) == ("os", "ifmap"):
+        row, tt, lane = _skewed(t, ur, 0)
+        addr = ifmap_addr(lay, r0 + lane, tt, offs.ifmap)
+    elif (df, operand) == ("os", "filter"):
+        row, tt, lane = _skewed(t, uc, 0)
+        addr = filter_addr(lay, tt, c0 + lane, offs.filter)
+    elif (df, operand) == ("ws", "ifmap"):
+        row, tt, lane = _skewed(t, ur, rows)
+        addr = ifmap_addr(lay, tt, r0 + lane, offs.ifmap)
+    elif (df, operand) == ("ws", "filter"):
+        row, rr, lane = _flipped(uc, ur, rows)
+        addr = filter_addr(lay, r0 + rr, c0 + lane, offs.filter)
+    elif (df, operand) == ("is", "ifmap"):
+        row, rr, lane = _flipped(uc, ur, rows)
+        addr = ifmap_addr(lay, c0 + lane, r0 + rr, offs.ifmap)
+    else:
+        row, tt, lane = _skewed(t, ur, rows)
+        addr = filter_addr(lay, r0 + lane, tt, offs.filter)
+    return addr, row, lane
+
+
+def _fold_demand(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
+    addr, row, _ = fold_requests(geo, operand, f, offs)
+    keep = addr >= 0
+    return addr[keep], row[keep] + f * geo.rows_per_fold
+
+
+def fold_outputs(geo: Geometry, f: int, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(address, row within the fold, lane) of every OFMAP write of fold f, in service order."""
+    g, n = geo.grid, geo.layer.n
+    r0, c0 = int(g.row_start[f]), int(g.col_start[f])
+    ur, uc, t, rows = int(g.used_rows[f]), int(g.used_cols[f]), g.t, g.rows
+    if geo.dataflow == "os":
+        row, flipped, lane = _skewed(rows, uc, t - 1)
+        keep = flipped >= rows - ur
+        row, r, lane = row[keep], rows - 1 - flipped[keep], lane[keep]
+        return offset + n * (r0 + r) + c0 + lane, row, lane
+    row, tt, lane = _skewed(t, uc, 2 * rows - 1)
+    if geo.dataflow == "ws":
+        return offset + n * tt + c0 + lane, row, lane
+    return offset + n * (c0 + lane) + tt, row, lane
+
+
+def demand_stream(geo: Geometry, operand: str, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
+    """(addresses, demand rows) of every IFMAP or filter SRAM read, in SCALE-Sim's service order."""
+    parts = [_fold_demand(geo, operand, f, offs) for f in range(geo.grid.count)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _fold_write_counts(geo: Geometry, used_rows: int, used_cols: int) -> np.ndarray:
+    """OFMAP writes in each demand row of one fold (SCALE-Sim's OFMAP demand matrix, -1 entries dropped)."""
+    rows, t = geo.grid.rows, geo.grid.t
+    diff = np.zeros(geo.rows_per_fold + 1, dtype=np.int64)
+    lanes = np.arange(used_cols)
+    if geo.dataflow == "os":
+        # Output (r, c) leaves at T - 1 + (R - 1 - r) + c: lane c writes used_rows consecutive rows.
+        start, length = t - 1 + rows - used_rows + lanes, used_rows
+    else:
+        # WS/IS: after a 2R - 1 row prefix, lane c writes T outputs in rows 2R - 1 + c ... 2R - 2 + c + T.
+        start, length = 2 * rows - 1 + lanes, t
+    np.add.at(diff, start, 1)
+    np.add.at(diff, start + length, -1)
+    return np.cumsum(diff[:-1])
+
+
+class RowCounts:
+    """OFMAP writes per demand row of a whole layer, stored per fold shape: memory O(folds + rows per fold), not
+    O(cycles). Row i is row i % P of fold i // P (P = rows per fold); all queries are O(log) scalars."""
+
+    def __init__(self, geo: Geometry):
+        g = geo.grid
+        self.per = geo.rows_per_fold
+        self.rows = geo.total_rows
+        shapes, self.shape = np.unique(np.stack([g.used_rows, g.used_cols]), axis=1, return_inverse=True)
+        self.shape = self.shape.ravel()
+        self.local = [_fold_write_counts(geo, int(ur), int(uc)) for ur, uc in shapes.T]
+        self.local_cum = [np.cumsum(c) for c in self.local]
+        idx = [np.where(c > 0, np.arange(self.per), self.per) for c in self.local]
+        self.local_next = [np.append(np.minimum.accumulate(i[::-1])[::-1], self.per) for i in idx]
+        totals = np.array([int(c[-1]) for c in self.local_cum])[self.shape]
+        self.fold_end = np.cumsum(totals)
+        self.total = int(self.fold_end[-1])
+
+    def count(self, i: int) -> int:
+        f, r = divmod(i, self.per)
+        return int(self.local[self.shape[f]][r])
+
+    def cum(self, i: int) -> int:
+        """Writes in rows 0..i (0 for i = -1)."""
+        if i < 0:
+            return 0
+        f, r = divmod(i, self.per)
+        before = int(self.fold_end[f - 1]) if f else 0
+        return before + int(self.local_cum[self.shape[f]][r])
+
+    def search(self, value: int, side: str) -> int:
+        """First row whose cum is >= value (side "left") or > value ("right"); `rows` if none."""
+        f = int(np.searchsorted(self.fold_end, value, side=side))
+        if f >= self.fold_end.size:
+            return self.rows
+        before = int(self.fold_end[f - 1]) if f else 0
+        return f * self.per + int(np.searchsorted(self.local_cum[self.shape[f]], value - before, side=side))
+
+    def next_write(self, i: int) -> int:
+        """First row >= i with a write; `rows` if none."""
+        while i < self.rows:
+            f, r = divmod(i, self.per)
+            nxt = int(self.local_next[self.shape[f]][r])
+            if nxt < self.per:
+                return f * self.per + nxt
+            i = (f + 1) * self.per
+        return self.rows
+
+    def last_write(self) -> int:
+        f = self.fold_end.size - 1
+        return f * self.per + int(np.flatnonzero(self.local[self.shape[f]])[-1])
+
+
+def prefetch_sequence(geo: Geometry, operand: str, offs: Offsets, *, keep_idle: bool = False) -> tuple[np.ndarray, int]:
+    """USER mode: the order SCALE-Sim prefetches an operand from DRAM (-1 entries dropped), and the number of
+    entries including -1 padding (which sets how many fetch lines the first prefetch may take)."""
+    g, lay, df = geo.grid, geo.layer, geo.dataflow
+    rows, cols, t = g.rows, g.cols, g.t
+    if operand == "ifmap" and df in ("os", "ws"):
+        blocks, width = _tiles(g.row_folds, rows, g.sr, t), rows
+        fn = (
+            (lambda tt, s: ifmap_addr(lay, s, tt, offs.ifmap))
+            if df == "os"
+            else (lambda tt, s: ifmap_addr(lay, tt, s, offs.ifmap))
+        )
+        roll = True
+    elif operand == "filter" and df in ("os", "ws"):
+        height = t if df == "os" else g.sr
+        blocks, width = _tiles(g.col_folds, cols, g.sc, height), cols
+        fn = lambda tt, s: filter_addr(lay, tt, s, offs.filter)
+        roll = df == "os"
+    elif operand == "ifmap":
+        blocks, width = _tiles(g.col_folds, cols, g.sc, g.sr), cols
+        fn = lambda tt, s: ifmap_addr(lay, s, tt, offs.ifmap)
+        roll = False
+    else:
+        blocks, width = _tiles(g.row_folds, rows, g.sr, t), rows
+        fn = lambda tt, s: filter_addr(lay, s, tt, offs.filter)
+        roll = True
+    tt, s = blocks
+    addr = np.where(s >= 0, fn(tt, np.maximum(s, 0)), -1)
+    if roll:
+        addr = _diagonal_rollout(addr.reshape(-1, width))
+    flat = addr.ravel()
+    return (flat if keep_idle else flat[flat >= 0]), flat.size
+
+
+def _tiles(folds: int, width: int, limit: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stack `folds` column tiles of a (height x limit) matrix, each `width` wide and -1 padded: (t, source col)."""
+    fold = np.repeat(np.arange(folds), height)
+    tt = np.tile(np.arange(height), folds)
+    src = fold[:, None] * width + np.arange(width)[None, :]
+    src = np.where(src < limit, src, -1)
+    return np.broadcast_to(tt[:, None], src.shape), src
+
+
+def _diagonal_rollout(mat: np.ndarray) -> np.ndarray:
+    """Anti-diagonals in order, each from its bottom row upwards: SCALE-Sim's prefetch order for skewed feeds."""
+    m, n = mat.shape
+    rr, cc = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    order = np.lexsort((-rr.ravel(), (rr + cc).ravel()))
+    return mat.ravel()[order]
+
+
+def unique_im2col(layer: CompatLayer) -> bool:
+    """True when no input word appears twice in the im2col matrix (GEMMs, 1x1 and non-overlapping windows) and
+    no window leaves the input (no -1 entries from the ceil in Ho).
+
+    Then every fold reads distinct words, and two folds read either the same tile in the same order or disjoint
+    tiles, which lets the CALC read buffer be replayed per fold instead of per word."""
+    rows_ok = layer.filter_h <= layer.stride_h or layer.ofmap_h == 1
+    cols_ok = layer.filter_w <= layer.stride_w or layer.ofmap_w == 1
+    dense = (layer.ifmap_h - layer.filter_h) % layer.stride_h == 0 and (
+        layer.ifmap_w - layer.filter_w
+    ) % layer.stride_w == 0
+    return rows_ok and cols_ok and dense
+
+
+def fold_tiles(geo: Geometry, operand: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per fold: a key naming the operand tile it reads (equal keys = same words in the same order) and its size."""
+    g, df = geo.grid, geo.dataflow
+    fr, fc = g.row_start // g.rows, g.col_start // g.cols
+    pair = fr * g.col_folds + fc
+    if (df, operand) in (("os", "ifmap"), ("ws", "ifmap"), ("is", "filter")):
+        return fr, g.t * g.used_rows
+    if (df, operand) == ("os", "filter"):
+        return fc, g.t * g.used_cols
+    return pair, g.used_rows * g.used_cols
+
+
+@lru_cache(maxsize=32)
+def _skew_row_ends(t: int, width: int) -> np.ndarray:
+    """Cumulative request count at the end of each row of a skewed T x width block (O(T + width) memory)."""
+    q = np.arange(t + width - 1)
+    return np.cumsum(np.minimum(q, width - 1) - np.maximum(0, q - t + 1) + 1)
+
+
+def position_row(geo: Geometry, operand: str, f: int, pos: int) -> int:
+    """Demand row (within fold f) of the fold's request number `pos` (service order; -1 = the last one)."""
+    g, df = geo.grid, geo.dataflow
+    ur, uc = int(g.used_rows[f]), int(g.used_cols[f])
+    if (df, operand) in (("ws", "filter"), ("is", "ifmap")):
+        pos = pos % (ur * uc)
+        return g.rows - ur + pos // uc
+    width = uc if (df, operand) == ("os", "filter") else ur
+    base = 0 if df == "os" else g.rows
+    ends = _skew_row_ends(g.t, width)
+    pos = pos % int(ends[-1])
+    return base + int(np.searchsorted(ends, pos, side="right"))

@@ -1,0 +1,137 @@
+"""The result of a simulation: one `LayerResult` per layer in execution order, network totals and exports.
+
+Every number comes from the engine's `LayerStats`; this module only sums and reshapes them. pandas is imported
+inside `to_pandas` so that reading a report costs nothing but the standard library.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from accelkit.sim.engine import LayerStats
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.workloads import Conv, Gemm
+
+
+def dram_words(stats: LayerStats) -> int:
+    """Words moved between DRAM and the SRAMs: operand fills, output drains and partial sums read back."""
+    return stats.ifmap_dram_reads + stats.filter_dram_reads + stats.ofmap_dram_writes + stats.ofmap_dram_reads
+
+
+def sram_words(stats: LayerStats) -> int:
+    return stats.ifmap_sram_reads + stats.filter_sram_reads + stats.ofmap_sram_writes
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One simulated layer. `verified_folds` is the number of folds functional mode pushed real data through
+    and checked against the NumPy oracle, or None when functional mode was off."""
+
+    name: str
+    layer: Gemm | Conv
+    stats: LayerStats
+    verified_folds: int | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over a network; utilization is MACs over cycles x PEs of the whole run, not a mean of layers."""
+
+    layers: int
+    macs: int
+    total_cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    overall_util_pct: float
+    energy_pj: float
+    dram_words: int
+    sram_words: int
+    latency_ms: float
+    dram_bytes: int
+
+
+def _layer_shape(layer: Gemm | Conv) -> dict[str, Any]:
+    if isinstance(layer, Gemm):
+        return {"kind": "gemm", "m": layer.m, "n": layer.n, "k": layer.k, "groups": 1}
+    return {"kind": "conv", "m": layer.gemm_m, "n": layer.gemm_n, "k": layer.gemm_k, "groups": layer.groups}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Per-layer results of one run of `hardware` in `mode`, in execution order."""
+
+    hardware: Hardware
+    mode: str
+    accumulate_on_chip: bool
+    layers: tuple[LayerResult, ...]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def totals(self) -> Totals:
+        stats = [result.stats for result in self.layers]
+        macs = sum(s.macs for s in stats)
+        cycles = sum(s.total_cycles for s in stats)
+        words = sum(dram_words(s) for s in stats)
+        return Totals(
+            layers=len(stats),
+            macs=macs,
+            total_cycles=cycles,
+            compute_cycles=sum(s.compute_cycles for s in stats),
+            stall_cycles=sum(s.stall_cycles for s in stats),
+            overall_util_pct=100.0 * macs / (cycles * self.hardware.pes) if cycles else 0.0,
+            energy_pj=sum(s.total_energy_pj for s in stats),
+            dram_words=words,
+            sram_words=sum(sram_words(s) for s in stats),
+            latency_ms=cycles / (self.hardware.clock_mhz * 1e3),
+            dram_bytes=words * self.hardware.word_bytes,
+        )
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per layer: name, GEMM shape, every LayerStats field, energy and DRAM traffic."""
+        out = []
+        for result in self.layers:
+            row = {"layer": result.name, **_layer_shape(result.layer)}
+            row.update(dataclasses.asdict(result.stats))
+            row.pop("name")
+            row["total_energy_pj"] = result.stats.total_energy_pj
+            row["dram_words"] = dram_words(result.stats)
+            row["verified_folds"] = result.verified_folds
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hardware": dataclasses.asdict(self.hardware),
+            "mode": self.mode,
+            "accumulate_on_chip": self.accumulate_on_chip,
+            "totals": dataclasses.asdict(self.totals),
+            "layers": self.rows(),
+        }
+
+    def to_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    def to_csv(self, path: str | Path) -> Path:
+        """Write one row per layer (the columns of `rows()`); totals are not a row, so the file sums cleanly."""
+        path = Path(path)
+        rows = self.rows()
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["layer"])
+            writer.writeheader()
+            writer.writerows(rows)
+        return path
+
+    def to_pandas(self):
+        """The per-layer rows as a pandas DataFrame indexed by layer name."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows()).set_index("layer")

@@ -1,0 +1,92 @@
+"""SCALE-Sim topology CSVs: conv rows and `-i gemm` rows (`Layer, M, N, K,`).
+
+The first line is a header and is skipped; blank lines are skipped. SCALE-Sim drops the last field of every row
+(`row.split(',')[:-1]`), which is why its rows end with a comma; here a trailing empty field is dropped and a
+row without the comma keeps all its fields, instead of silently losing the last one. A trailing `N:M` sparsity
+field is accepted and ignored, as scalesim does with sparsity off. A conv layer whose name contains "DP" is
+expanded, as SCALE-Sim does, into one single-channel layer per channel named `<name>Channel_<i>`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from accelkit.sim.compat_streams import CompatLayer
+from accelkit.sim.scalesim.config import ConfigError
+
+CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
+GEMM_COLUMNS = ("M", "N", "K")
+
+
+def _fields(row: str) -> list[str]:
+    fields = [f.strip() for f in row.split(",")]
+    if fields and fields[-1] == "":
+        fields.pop()
+    return fields
+
+
+def _ints(path: Path, line: int, name: str, fields: list[str], columns: tuple[str, ...]) -> list[int]:
+    values = []
+    for column, raw in zip(columns, fields, strict=True):
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"{path}:{line}: layer {name!r}, column {column!r}: expected an integer, got {raw!r}"
+            ) from None
+        if value < 1:
+            raise ConfigError(f"{path}:{line}: layer {name!r}, column {column!r}: must be >= 1, got {value}")
+        values.append(value)
+    return values
+
+
+def _check_sparsity(path: Path, line: int, name: str, extra: list[str]) -> None:
+    """A trailing `N:M` field is v3's sparsity ratio; with sparsity off (the only mode here) scalesim ignores it."""
+    if not extra:
+        return
+    if len(extra) > 1 or not re.fullmatch(r"\d+\s*:\s*\d+", extra[0]):
+        raise ConfigError(f"{path}:{line}: layer {name!r}, column 'Sparsity': expected N:M, got {', '.join(extra)}")
+
+
+def _conv(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
+    name = fields[0]
+    if len(fields) < 1 + len(CONV_COLUMNS):
+        raise ConfigError(
+            f"{path}:{line}: layer {name!r}: expected {len(CONV_COLUMNS)} values "
+            f"({', '.join(CONV_COLUMNS)}), got {len(fields) - 1}"
+        )
+    h, w, r, s, c, n, stride = _ints(path, line, name, fields[1:8], CONV_COLUMNS)
+    _check_sparsity(path, line, name, fields[8:])
+    if r > h or s > w:
+        column = "Filter Height" if r > h else "Filter Width"
+        raise ConfigError(f"{path}:{line}: layer {name!r}, column {column!r}: filter larger than the IFMAP")
+    if "DP" in name:
+        return [CompatLayer(f"{name}Channel_{i}", h, w, r, s, 1, n, stride, stride) for i in range(c)]
+    return [CompatLayer(name, h, w, r, s, c, n, stride, stride)]
+
+
+def _gemm(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
+    name = fields[0]
+    if len(fields) < 4:
+        raise ConfigError(f"{path}:{line}: layer {name!r}: expected M, N, K, got {len(fields) - 1} values")
+    m, n, k = _ints(path, line, name, fields[1:4], GEMM_COLUMNS)
+    _check_sparsity(path, line, name, fields[4:])
+    return [CompatLayer(name, m, k, 1, k, 1, n, 1, 1)]
+
+
+def read_topology(path: str | Path, *, gemm: bool = False) -> list[CompatLayer]:
+    """Layers of a SCALE-Sim topology file, in file order (depthwise "DP" layers expanded)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read topology: {exc.strerror}") from exc
+    layers: list[CompatLayer] = []
+    parse = _gemm if gemm else _conv
+    for line, row in enumerate(text.splitlines()[1:], 2):
+        if row.strip():
+            layers.extend(parse(path, line, _fields(row)))
+    if not layers:
+        raise ConfigError(f"{path}:1: no layers (the first line is a header)")
+    return layers

@@ -1,0 +1,111 @@
+"""`simulate` and `Report`: workload and hardware resolution, validation naming the argument, exports."""
+
+import csv
+import dataclasses
+import json
+
+import pytest
+from accelkit.sim.api import simulate
+from accelkit.sim.engine import simulate_layer
+from accelkit.sim.functional import ScheduleError
+from accelkit.sim.hardware import Hardware, eyeriss_like, tpu_v1_like
+from accelkit.sim.networks import get_network
+from accelkit.sim.workloads import Conv, Gemm
+
+SMALL = Hardware(rows=8, cols=8, dataflow="ws")
+LAYERS = [Gemm("fc", 16, 24, 40), Conv("conv", 9, 9, 3, 3, 4, 8, 2, 2, 1, 1, 2, 2), Gemm("fc2", 5, 7, 3)]
+
+
+def test_presets_by_name():
+    assert simulate(LAYERS[0], "tpu_v1").hardware == tpu_v1_like()
+    assert simulate(LAYERS[0], "eyeriss_like").hardware == eyeriss_like()
+
+
+def test_single_layer_list_and_network_name():
+    one = simulate(LAYERS[0], SMALL)
+    many = simulate(LAYERS, SMALL)
+    assert [r.name for r in many.layers] == ["fc", "conv", "fc2"]
+    assert one.layers[0] == many.layers[0]
+    assert many.layers[1].stats == simulate_layer(LAYERS[1], SMALL)
+    network = simulate("bert_base", SMALL, seq_len=32, batch=2)
+    assert len(network) == len(get_network("bert_base", seq_len=32, batch=2))
+
+
+def test_identical_shapes_keep_their_own_names():
+    report = simulate("bert_base", SMALL, seq_len=16)
+    heads = [r for r in report.layers if r.name.endswith(".scores")]
+    assert len(heads) == 144 and len({r.name for r in heads}) == 144
+    assert all(r.stats.name == r.name for r in report.layers)
+    assert len({dataclasses.replace(r.stats, name="") for r in heads}) == 1
+
+
+@pytest.mark.parametrize("level", [True, "fold", "cycle"])
+def test_functional_mode_verifies_every_layer(level):
+    report = simulate(LAYERS, SMALL, functional=level)
+    # fc: ceil(40 / 8) x ceil(24 / 8) WS folds; conv: 2 groups x ceil(18 / 8) x ceil(4 / 8); fc2: 1 x 1.
+    assert [r.verified_folds for r in report.layers] == [15, 6, 1]
+    assert simulate(LAYERS, SMALL).layers[0].verified_folds is None
+
+
+def test_functional_mode_raises_on_a_broken_schedule(monkeypatch):
+    from accelkit.sim import functional
+
+    def skip_first(*args, **kwargs):
+        return list(functional_schedule(*args, **kwargs))[1:]
+
+    functional_schedule = functional.fold_schedule
+    monkeypatch.setattr(functional, "fold_schedule", skip_first)
+    with pytest.raises(ScheduleError):
+        simulate(LAYERS, SMALL, functional=True)
+
+
+def test_progress_reports_every_layer():
+    calls = []
+    simulate(LAYERS, SMALL, progress=lambda done, total, name: calls.append((done, total, name)))
+    assert calls == [(1, 3, "fc"), (2, 3, "conv"), (3, 3, "fc2")]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "match"),
+    [
+        (("resnet51", SMALL), {}, ValueError, "name: unknown network"),
+        ((LAYERS, "tpu_v9"), {}, ValueError, "hardware: unknown preset"),
+        ((LAYERS, 256), {}, TypeError, "hardware must be"),
+        ((42, SMALL), {}, TypeError, "workload must be"),
+        (([LAYERS[0], "conv"], SMALL), {}, TypeError, r"workload\[1\]"),
+        (([], SMALL), {}, ValueError, "workload is an empty list"),
+        ((LAYERS, SMALL), {"mode": "exact"}, ValueError, "mode must be"),
+        ((LAYERS, SMALL), {"functional": "exact"}, ValueError, "functional must be a bool or one of"),
+        ((LAYERS, SMALL), {"accumulate_on_chip": 1}, TypeError, "accumulate_on_chip must be a bool"),
+        ((LAYERS, SMALL), {"progress": "bar"}, TypeError, "progress must be"),
+        ((LAYERS, SMALL), {"batch": 2}, ValueError, "batch and seq_len apply to a network name"),
+    ],
+)
+def test_validation_names_the_argument(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        simulate(*args, **kwargs)
+
+
+def test_exports_round_trip(tmp_path):
+    report = simulate(LAYERS, SMALL)
+    rows = list(csv.DictReader(report.to_csv(tmp_path / "r.csv").open()))
+    assert [int(row["total_cycles"]) for row in rows] == [r.stats.total_cycles for r in report.layers]
+    assert [row["kind"] for row in rows] == ["gemm", "conv", "gemm"]
+    data = json.loads(report.to_json(tmp_path / "r.json").read_text())
+    assert data == json.loads(json.dumps(report.to_dict()))
+    assert data["totals"]["macs"] == sum(layer.macs for layer in LAYERS)
+    assert data["layers"][1]["groups"] == 2
+    frame = report.to_pandas()
+    assert list(frame.index) == ["fc", "conv", "fc2"]
+    assert frame["total_energy_pj"].sum() == pytest.approx(report.totals.energy_pj)
+
+
+def test_totals_latency_and_traffic():
+    report = simulate(LAYERS, SMALL)
+    t = report.totals
+    assert t.latency_ms == pytest.approx(t.total_cycles / (SMALL.clock_mhz * 1e3))
+    assert t.dram_bytes == t.dram_words * SMALL.word_bytes
+    assert t.dram_words == sum(
+        s.ifmap_dram_reads + s.filter_dram_reads + s.ofmap_dram_writes + s.ofmap_dram_reads
+        for s in (r.stats for r in report.layers)
+    )

@@ -1,0 +1,159 @@
+"""The compat engine's shortcuts agree with its word-level replay; descriptions validate; folds partition the GEMM."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from accelkit.sim.compat_engine import simulate_compat
+from accelkit.sim.compat_streams import CompatLayer, RowCounts, fold_outputs, geometry, unique_im2col
+from accelkit.sim.engine import fold_schedule, simulate_layer
+from accelkit.sim.hardware import EnergyTable, Hardware
+from accelkit.sim.workloads import Conv, Gemm
+from hypothesis import given
+from hypothesis import strategies as st
+
+dims = st.integers(1, 40)
+arrays = st.integers(2, 9)
+
+
+@given(
+    m=dims,
+    n=dims,
+    k=dims,
+    rows=arrays,
+    cols=arrays,
+    dataflow=st.sampled_from(["os", "ws", "is"]),
+    kib=st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 2)),
+)
+def test_fold_level_calc_read_equals_word_level(m, n, k, rows, cols, dataflow, kib):
+    """The per-fold CALC read replay (used for GEMM-like layers) must equal the word-by-word replay."""
+    hw = Hardware(rows, cols, dataflow, *(x * 1024 for x in kib))
+    layer = Gemm("g", m, n, k)
+    assert simulate_compat(layer, hw) == simulate_compat(layer, hw, word_level=True)
+
+
+@given(
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    c=st.integers(1, 3),
+    f=st.integers(1, 6),
+    s=st.integers(1, 3),
+    rows=arrays,
+    dataflow=st.sampled_from(["os", "ws", "is"]),
+)
+def test_fold_level_replay_on_unique_convs(h, w, c, f, s, rows, dataflow):
+    """1x1 and stride >= filter convolutions also take the per-fold path; it must agree with the word level."""
+    layer = CompatLayer("c", h, w, min(s, h), min(s, w), c, f, s, s)
+    hw = Hardware(rows, rows + 1, dataflow, 1024, 1024, 1024)
+    if unique_im2col(layer):
+        assert simulate_compat(layer, hw) == simulate_compat(layer, hw, word_level=True)
+
+
+def test_fold_level_path_is_exercised_with_flushes():
+    """A layer big enough to flush the 1 KiB read buffers many times goes through the per-fold path."""
+    hw = Hardware(8, 8, "ws", 1024, 1024, 1024)
+    layer = Gemm("g", 300, 40, 70)
+    fast, slow = simulate_compat(layer, hw), simulate_compat(layer, hw, word_level=True)
+    assert fast == slow
+    assert fast.ifmap_dram_reads > 300 * 70
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
+@pytest.mark.parametrize("mode", ["native", "compat"])
+def test_fold_schedule_partitions_the_gemm(dataflow, mode):
+    m, n, k = 23, 17, 30
+    hw = Hardware(8, 5, dataflow)
+    covered = np.zeros((m, n, k), dtype=np.int64)
+    folds = list(fold_schedule(m, n, k, hw, mode=mode))
+    for f in folds:
+        covered[f.m0 : f.m1, f.n0 : f.n1, f.k0 : f.k1] += 1
+    assert (covered == 1).all()
+    stats = simulate_layer(Gemm("g", m, n, k), hw, mode=mode)
+    assert sum(f.cycles for f in folds) == stats.compute_cycles + (1 if mode == "compat" else 0)
+    assert [f.index for f in folds] == list(range(len(folds)))
+
+
+def test_os_fold_cycles_compat_vs_native():
+    hw = Hardware(8, 4, "os")
+    native = next(fold_schedule(10, 10, 7, hw)).cycles
+    compat = next(fold_schedule(10, 10, 7, hw, mode="compat")).cycles
+    assert (native, compat) == (2 * 8 + 4 + 7 - 2, 8 + 4 + 7 - 2)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (dict(rows=0), "rows"),
+        (dict(cols=2.5), "cols"),
+        (dict(dataflow="rs"), "dataflow"),
+        (dict(ifmap_sram_bytes=-1), "ifmap_sram_bytes"),
+        (dict(dram_bw_words_per_cycle=0.0), "dram_bw_words_per_cycle"),
+        (dict(ifmap_dram_bw_words_per_cycle=4.0), "dram_bw_words_per_cycle"),
+        (dict(clock_mhz=float("nan")), "clock_mhz"),
+        (dict(filter_offset=-5), "filter_offset"),
+        (dict(run_name=" "), "run_name"),
+    ],
+)
+def test_hardware_validation_names_the_field(kwargs, field):
+    base = dict(rows=4, cols=4)
+    with pytest.raises(ValueError, match=field):
+        Hardware(**{**base, **kwargs})
+
+
+def test_energy_and_workload_validation():
+    with pytest.raises(ValueError, match="dram_pj_per_word"):
+        EnergyTable(dram_pj_per_word=0)
+    with pytest.raises(ValueError, match="groups"):
+        Conv("c", 8, 8, 3, 3, 6, 4, groups=4)
+    with pytest.raises(ValueError, match="filter_h"):
+        Conv("c", 2, 8, 3, 3, 1, 1)
+    with pytest.raises(ValueError, match="k"):
+        Gemm("g", 1, 1, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Hardware(4, 4).rows = 8
+
+
+def test_conv_gemm_view():
+    conv = Conv("c", 14, 12, 3, 3, 8, 16, stride_h=2, stride_w=1, pad_h=1, pad_w=1, batch=2, groups=4)
+    assert (conv.ofmap_h, conv.ofmap_w) == (7, 12)
+    assert (conv.gemm_m, conv.gemm_k, conv.gemm_n) == (2 * 7 * 12, 3 * 3 * 2, 4)
+    assert conv.macs == 4 * conv.gemm_m * conv.gemm_k * conv.gemm_n
+    assert Conv("dw", 8, 8, 3, 3, 5, 5, groups=5).depthwise
+
+
+def test_compat_rejects_what_scalesim_cannot_express():
+    hw = Hardware(4, 4, "ws")
+    for layer in (
+        Conv("c", 8, 8, 3, 3, 2, 2, batch=2),
+        Conv("c", 8, 8, 3, 3, 2, 2, pad_h=1),
+        Conv("c", 8, 8, 3, 3, 2, 2, groups=2),
+    ):
+        with pytest.raises(ValueError, match="compat mode"):
+            simulate_layer(layer, hw, mode="compat")
+    with pytest.raises(ValueError, match="whole-number"):
+        simulate_layer(Gemm("g", 8, 8, 8), Hardware(4, 4, "ws", dram_bw_words_per_cycle=2.5), mode="compat")
+    with pytest.raises(ValueError, match="accumulate_on_chip"):
+        simulate_layer(Gemm("g", 8, 8, 8), hw, mode="compat", accumulate_on_chip=True)
+
+
+@given(m=dims, n=dims, k=dims, rows=arrays, cols=arrays, dataflow=st.sampled_from(["os", "ws", "is"]))
+def test_row_counts_match_the_dense_ofmap_demand(m, n, k, rows, cols, dataflow):
+    """RowCounts (per fold shape) answers like the dense per-row OFMAP write counts built from every write."""
+    geo = geometry(CompatLayer("g", m, k, 1, k, 1, n, 1, 1), dataflow, rows, cols)
+    per = geo.rows_per_fold
+    written = np.concatenate([fold_outputs(geo, f, 0)[1] + f * per for f in range(geo.grid.count)])
+    dense = np.bincount(written, minlength=geo.total_rows)
+    cum = np.cumsum(dense)
+    counts = RowCounts(geo)
+    assert [counts.count(i) for i in range(geo.total_rows)] == dense.tolist()
+    assert [counts.cum(i) for i in range(-1, geo.total_rows)] == [0, *cum.tolist()]
+    for value in range(0, int(cum[-1]) + 2, max(1, int(cum[-1]) // 13)):
+        for side in ("left", "right"):
+            assert counts.search(value, side) == int(np.searchsorted(cum, value, side=side))
+    nonzero = np.flatnonzero(dense)
+    for i in range(0, geo.total_rows + 1, max(1, geo.total_rows // 17)):
+        after = nonzero[nonzero >= i]
+        assert counts.next_write(i) == (int(after[0]) if after.size else geo.total_rows)
+    assert counts.last_write() == int(nonzero[-1])
