@@ -23,47 +23,16 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIG = """[general]
-run_name = bench
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.scalesim.config import config_text
 
-[architecture_presets]
-ArrayHeight: 128
-ArrayWidth: 128
-IfmapSramSzkB: 256
-FilterSramSzkB: 256
-OfmapSramSzkB: 128
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth : 10
-Dataflow : ws
-ReadRequestBuffer: 32
-WriteRequestBuffer: 32
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: 10
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: 10
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-
-[run_presets]
-InterfaceBandwidth: CALC
-UseRamulatorTrace: False
-"""
 FULL = ["qkv, 4096, 1536, 512,", "proj, 4096, 512, 512,", "fc1, 4096, 2048, 512,", "fc2, 4096, 512, 2048,"]
 QUICK = ["proj, 1024, 256, 256,"]
 REPORTS = ("COMPUTE_REPORT", "BANDWIDTH_REPORT", "DETAILED_ACCESS_REPORT")
+
+
+# Both simulators run this accelerator: 128x128 WS with 256/256/128 KiB SRAMs in CALC mode.
+HARDWARE = Hardware(128, 128, "ws", 256 * 1024, 256 * 1024, 128 * 1024, run_name="bench")
 
 
 def _ours_command() -> list[str]:
@@ -90,7 +59,7 @@ def run(argv: list[str]) -> dict:
     rows = QUICK if "--quick" in argv else FULL
     work = Path(tempfile.mkdtemp(prefix="sim_vs_scalesim."))
     try:
-        (work / "bench.cfg").write_text(CONFIG)
+        (work / "bench.cfg").write_text(config_text(HARDWARE))
         (work / "topo.csv").write_text("Layer, M, N, K,\n" + "\n".join(rows) + "\n")
         (work / "layout.csv").write_text("Layer name,\n")
         args = ["-c", str(work / "bench.cfg"), "-t", str(work / "topo.csv"), "-i", "gemm"]

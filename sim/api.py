@@ -86,7 +86,7 @@ def simulate(
     `workload` is a network name (see `accelkit.sim.networks.NETWORKS`; `batch` and `seq_len` shape it), one
     Gemm/Conv or a list of them. `hardware` is a Hardware or a preset name. `functional=True` (or "fold") also
     pushes random int8 data through every layer's fold schedule and raises `ScheduleError` unless the result
-    equals NumPy's bit for bit; it does every MAC in NumPy, about 7 s for ResNet-50 on the Eyeriss preset.
+    equals NumPy's bit for bit; it does every MAC in NumPy, about 3.5 s for ResNet-50 on the Eyeriss preset.
     `functional="cycle"` runs each fold on the register-level emulator and also checks its cycle count, one NumPy
     step per simulated cycle, so it is for small layers. `progress(done, total, name)` is called after each
     layer.

@@ -107,6 +107,13 @@ def simulate_compat(layer: Gemm | Conv | CompatLayer, hw: Hardware, *, word_leve
     comp = compute_stats(geo.grid, hw.dataflow, compat=True)
     wb = run.write_buffer
     total = run.last_ofmap_cycle
+    if total == 0:
+        # Only one fold of R + C + T - 2 = 1 cycle gets here (a 1x1x1 GEMM on a 1x1 OS array): SCALE-Sim's
+        # `folds x per_fold - 1` is 0 and scalesim 3.0.0 itself stops with ZeroDivisionError on its utilization.
+        raise ValueError(
+            f"compat mode: layer {lay.name!r} takes 0 cycles in SCALE-Sim 3.0.0 (one fold of 1 cycle on a "
+            f"{hw.rows}x{hw.cols} {hw.dataflow} array), which divides by zero there; use mode='native'"
+        )
     sram = {}
     for i, op in enumerate(("ifmap", "filter")):
         sram[op] = (run.read_cycle(int(rows[op][0]), i), run.read_cycle(int(rows[op][1]), i))

@@ -46,7 +46,8 @@ def fold_schedule(m: int, n: int, k: int, hw: Hardware, *, mode: str = "native")
     `C[f.m0:f.m1, f.n0:f.n1] += A[f.m0:f.m1, f.k0:f.k1] @ B[f.k0:f.k1, f.n0:f.n1]` over all folds gives A @ B.
     Column folds are outermost and row folds inner (SCALE-Sim's order). The dimension that streams through time
     (K for os, M for ws, N for is) is never split, so its range is the full [0, dim). Each fold's `cycles` is
-    what `simulate_layer` charges for it, and sum(f.cycles) - 1 equals `LayerStats.compute_cycles` for a GEMM.
+    what `simulate_layer` charges for it. For a GEMM, `LayerStats.compute_cycles` is sum(f.cycles) in native mode
+    and sum(f.cycles) - 1 in compat mode (SCALE-Sim reports the index of its last demand row, not a count).
     """
     _check_mode(mode)
     sr, sc, t = spatial_dims(m, n, k, hw.dataflow)

@@ -10,8 +10,9 @@ the tiles of fold i + 1 stream in and the outputs of fold i - 1 stream out, each
 Fold 0's tiles are prefetched before cycle 0 and the last outputs drain after the last fold; both count in
 `total_cycles_incl_prefetch`, not in stalls. A tile is fetched again only when the previous fold used a different
 one, unless the whole operand fits in half its SRAM (the other half is the prefetch buffer), in which case every
-word crosses DRAM once. Without on-chip accumulation, the partial sums of every K-fold go to DRAM and come back
-for the next K-fold; with it (and an output tile that fits in half the OFMAP SRAM) each output is written once.
+word the layer reads crosses DRAM once (input pixels that no window covers, such as those a stride larger than the
+filter skips, are never fetched). Without on-chip accumulation, the partial sums of every K-fold go to DRAM and come
+back for the next K-fold; with it (and an output tile that fits in half the OFMAP SRAM) each output is written once.
 """
 
 from __future__ import annotations
@@ -55,11 +56,20 @@ def _ceil_div(words: np.ndarray, bw: float | None) -> np.ndarray:
     return np.ceil(words / bw).astype(np.int64)
 
 
+def _touched(size: int, kernel: int, stride: int, pad: int, out: int) -> int:
+    """Input rows (or columns) that some window reads: a stride larger than the kernel skips the rows between
+    windows, and padding rows are zeros made on chip, not words in DRAM."""
+    rows = np.arange(out)[:, None] * stride - pad + np.arange(kernel)[None, :]
+    return int(np.unique(rows[(rows >= 0) & (rows < size)]).size)
+
+
 def _footprints(layer: Gemm | Conv) -> tuple[int, int]:
-    """Distinct IFMAP and filter words of one group's GEMM (the real input, not its im2col expansion)."""
+    """Distinct IFMAP and filter words one group's GEMM reads (the real input, not its im2col expansion)."""
     if isinstance(layer, Gemm):
         return layer.m * layer.k, layer.k * layer.n
-    ifmap = layer.batch * layer.ifmap_h * layer.ifmap_w * layer.channels // layer.groups
+    rows = _touched(layer.ifmap_h, layer.filter_h, layer.stride_h, layer.pad_h, layer.ofmap_h)
+    cols = _touched(layer.ifmap_w, layer.filter_w, layer.stride_w, layer.pad_w, layer.ofmap_w)
+    ifmap = layer.batch * rows * cols * layer.channels // layer.groups
     return ifmap, layer.gemm_k * layer.gemm_n
 
 
@@ -73,8 +83,8 @@ def simulate_native(layer: Gemm | Conv, hw: Hardware, *, accumulate_on_chip: boo
     if_foot, fl_foot = _footprints(layer)
     if_fetch = _fetched(if_words, if_key, if_foot, hw.sram_words("ifmap") // 2)
     if if_foot <= hw.sram_words("ifmap") // 2:
-        # Resident: DRAM delivers the real input once (a 3x3 conv's im2col tiles repeat each word ~9 times), spread
-        # over the folds that first touch it.
+        # Resident: DRAM delivers each input word some window reads once (a 3x3 conv's im2col tiles repeat each
+        # word ~9 times; a 1x1 filter at stride 2 reads 1 word in 4), spread over the folds that first touch it.
         if_fetch = if_fetch * (if_foot / max(int(if_fetch.sum()), 1))
     fl_fetch = _fetched(fl_words, fl_key, fl_foot, hw.sram_words("filter") // 2)
     keep = accumulate_on_chip and int(out_words.max()) <= hw.sram_words("ofmap") // 2

@@ -84,6 +84,13 @@ def _install(tmp: Path, target: Path) -> None:
         os.replace(item, dest)
 
 
+def _one_line(exc: ValueError | OSError) -> str:
+    """The error as one line; an OSError (say, OUTDIR is a file) names the path it failed on."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return " ".join(str(exc).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     # The simulator never calls BLAS, and NumPy's import spins up one OpenBLAS thread per core: 0.09 s to import
@@ -92,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         target = _run(args)
-    except ValueError as exc:
-        print(f"accelkit scalesim: error: {exc}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        print(f"accelkit scalesim: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     print(f"reports written to {target}")
     return 0

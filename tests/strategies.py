@@ -1,7 +1,10 @@
-"""Hypothesis strategies: sizes that find edge cases (1, odd, non-powers of two), non-contiguous views, dtypes."""
+"""Hypothesis strategies: sizes that find edge cases (1, odd, non-powers of two), non-contiguous views, dtypes;
+and, in their own section at the end, the simulator's layers and accelerators."""
 
 import hypothesis.strategies as st
 import torch
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.workloads import Conv, Gemm
 
 # Sizes that break tiling: 1, odd, primes, one past and one short of powers of two and word sizes.
 EDGE_SIZES = (1, 2, 3, 5, 7, 13, 31, 32, 33, 63, 64, 65, 100, 127, 129)
@@ -49,3 +52,71 @@ def make_tensor(
 seeds = st.integers(0, 2**31 - 1)
 layouts = st.sampled_from(LAYOUTS)
 float_dtypes = st.sampled_from(FLOAT_DTYPES)
+
+
+# --- Simulator (accelkit.sim): layers and accelerators --------------------------------------------------------------
+SIM_DATAFLOWS = ("os", "ws", "is")
+
+
+@st.composite
+def sim_convs(draw, *, max_side=20, max_filter=5, max_per_group=6, scalesim_expressible=False):
+    """Random `accelkit.sim` convolutions with padding, batch, groups and depthwise layers.
+
+    SCALE-Sim (compat mode) has no padding, batch or groups, and rounds the output size up where the usual rule
+    rounds down, so `scalesim_expressible` draws strides that tile the input exactly (then `max_side` bounds the
+    output side, not the input's).
+    """
+    groups = 1 if scalesim_expressible else draw(st.integers(1, 4))
+    channels = groups * draw(st.integers(1, max_per_group))
+    depthwise = not scalesim_expressible and channels == groups and draw(st.booleans())
+    filters = channels if depthwise else groups * draw(st.integers(1, max_per_group))
+    fh, fw = draw(st.integers(1, max_filter)), draw(st.integers(1, max_filter))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    if scalesim_expressible:
+        ph = pw = 0
+        h = (draw(st.integers(1, max_side)) - 1) * sh + fh
+        w = (draw(st.integers(1, max_side)) - 1) * sw + fw
+    else:
+        ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+        h = draw(st.integers(max(1, fh - 2 * ph), max(max_side, fh)))
+        w = draw(st.integers(max(1, fw - 2 * pw), max(max_side, fw)))
+    return Conv(
+        name="conv",
+        ifmap_h=h,
+        ifmap_w=w,
+        filter_h=fh,
+        filter_w=fw,
+        channels=channels,
+        num_filters=filters,
+        stride_h=sh,
+        stride_w=sw,
+        pad_h=ph,
+        pad_w=pw,
+        batch=1 if scalesim_expressible else draw(st.integers(1, 3)),
+        groups=groups,
+    )
+
+
+def sim_gemms(max_dim: int = 80) -> st.SearchStrategy:
+    dims = st.integers(1, max_dim)
+    return st.builds(Gemm, name=st.just("gemm"), m=dims, n=dims, k=dims)
+
+
+@st.composite
+def sim_hardware(draw, *, scalesim_expressible=False, min_side=None, max_side=40):
+    """Random arrays and memories. SCALE-Sim needs SRAMs of 100+ words and whole-number bandwidths, and on a
+    1x1 array its `folds x per_fold - 1` cycle count drops below one cycle per MAC, so compat gets 2x2 and up
+    unless `min_side` says otherwise."""
+    smallest = min_side if min_side is not None else (2 if scalesim_expressible else 1)
+    srams = [1024, 16 * 1024, 1 << 20] if scalesim_expressible else [64, 1024, 16 * 1024, 1 << 20]
+    return Hardware(
+        rows=draw(st.integers(smallest, max_side)),
+        cols=draw(st.integers(smallest, max_side)),
+        dataflow=draw(st.sampled_from(SIM_DATAFLOWS)),
+        ifmap_sram_bytes=draw(st.sampled_from(srams)),
+        filter_sram_bytes=draw(st.sampled_from(srams)),
+        ofmap_sram_bytes=draw(st.sampled_from(srams)),
+        dram_bw_words_per_cycle=draw(
+            st.sampled_from([None, 1, 4, 10, 64] if scalesim_expressible else [None, 0.5, 4, 10, 64])
+        ),
+    )

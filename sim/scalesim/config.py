@@ -27,24 +27,45 @@ class ScaleSimConfig:
     path: str
 
 
+def read_text(path: Path, what: str) -> str:
+    """The text of a config or topology file; a missing, unreadable or non-UTF-8 file is a ConfigError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: cannot read {what}: byte {exc.object[exc.start]:#04x} is not UTF-8") from exc
+
+
+def _parse_error(path: Path, exc: configparser.Error) -> ConfigError:
+    """configparser's errors as `file:line:` messages; their attributes differ by type (a missing section header
+    is a ParsingError without `.errors` on Python 3.11)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return ConfigError(f"{path}:{exc.lineno}: expected a [section] header before {exc.line.strip()!r}")
+    if isinstance(exc, configparser.ParsingError):
+        line, text = exc.errors[0]
+        return ConfigError(f"{path}:{line}: cannot parse {text.strip()!r}")
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return ConfigError(f"{path}:{exc.lineno}: [{exc.section}]: section appears twice")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return ConfigError(f"{path}:{exc.lineno}: [{exc.section}] {exc.option}: key appears twice in its section")
+    return ConfigError(f"{path}:{getattr(exc, 'lineno', None) or 1}: {exc.message.splitlines()[0]}")
+
+
 class _Source:
     """A parsed config that can say on which line a section or key sits."""
 
     def __init__(self, path: Path):
         self.path = path
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-        self.parser = configparser.ConfigParser()
+        text = read_text(path, "config")
+        # No interpolation: SCALE-Sim values are plain numbers and names, and with it a `%` in a value would raise
+        # InterpolationError from every later lookup instead of a ConfigError naming the key.
+        self.parser = configparser.ConfigParser(interpolation=None)
         try:
             self.parser.read_string(text, source=str(path))
-        except configparser.ParsingError as exc:
-            line, text = exc.errors[0]
-            raise ConfigError(f"{path}:{line}: cannot parse {text.strip()!r}") from exc
         except configparser.Error as exc:
-            line = getattr(exc, "lineno", 1)
-            raise ConfigError(f"{path}:{line}: {exc.message.splitlines()[0]}") from exc
+            raise _parse_error(path, exc) from exc
         self.lines = text.splitlines()
 
     def line_of(self, section: str, key: str | None = None) -> int:
@@ -162,3 +183,90 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     except ValueError as exc:
         raise src.error("general", "run_name", str(exc)) from exc
     return ScaleSimConfig(hw, topology, str(path))
+
+
+# scalesim 3.0.0 reads the bandwidth keys in CALC mode too, and ignores them; its sample configs carry 10.
+_UNUSED_CALC_BANDWIDTH = 10
+
+_V3_TEMPLATE = """[general]
+run_name = {run_name}
+
+[architecture_presets]
+ArrayHeight: {rows}
+ArrayWidth: {cols}
+IfmapSramSzkB: {ifmap_kib}
+FilterSramSzkB: {filter_kib}
+OfmapSramSzkB: {ofmap_kib}
+IfmapOffset: {ifmap_offset}
+FilterOffset: {filter_offset}
+OfmapOffset: {ofmap_offset}
+Bandwidth : {ofmap_bw}
+Dataflow : {dataflow}
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: {ifmap_bw}
+IfmapSRAMBankNum: 1
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: {filter_bw}
+FilterSRAMBankNum: 1
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport : false
+SparseRep : ellpack_block
+OptimizedMapping : false
+BlockSize : 8
+RandomNumberGeneratorSeed : 40
+
+[run_presets]
+InterfaceBandwidth: {mode}
+UseRamulatorTrace: False
+"""
+
+
+def _whole_kib(hw: Hardware, field: str) -> int:
+    value = getattr(hw, field)
+    if value % 1024:
+        raise ValueError(f"Hardware.{field}={value} is not a whole number of KiB, the unit of SCALE-Sim configs")
+    return value // 1024
+
+
+def _whole_bandwidth(hw: Hardware, field: str, value: float | None) -> int:
+    if value is None:
+        return _UNUSED_CALC_BANDWIDTH
+    if value != int(value):
+        raise ValueError(f"Hardware.{field}={value} is not a whole number of words/cycle, as SCALE-Sim needs")
+    return int(value)
+
+
+def config_text(hw: Hardware) -> str:
+    """A scalesim 3.0.0 config (v3 format, no sparsity, one SRAM bank) that `read_config` reads back as `hw`.
+
+    SCALE-Sim words are 1 byte and its SRAM sizes whole KiB, so other sizes raise ValueError; clock and energy
+    have no place in the file and are dropped.
+    """
+    if hw.word_bytes != 1:
+        raise ValueError(f"Hardware.word_bytes={hw.word_bytes}: SCALE-Sim configs describe 1-byte words")
+    if hw.run_name != hw.run_name.strip() or any(c in hw.run_name for c in "\r\n"):
+        # configparser strips a value's outer spaces and ends it at a line break: such a name would not read back.
+        raise ValueError(f"Hardware.run_name={hw.run_name!r} must be one line without leading or trailing spaces")
+    return _V3_TEMPLATE.format(
+        run_name=hw.run_name,
+        rows=hw.rows,
+        cols=hw.cols,
+        dataflow=hw.dataflow,
+        ifmap_kib=_whole_kib(hw, "ifmap_sram_bytes"),
+        filter_kib=_whole_kib(hw, "filter_sram_bytes"),
+        ofmap_kib=_whole_kib(hw, "ofmap_sram_bytes"),
+        ifmap_offset=hw.ifmap_offset,
+        filter_offset=hw.filter_offset,
+        ofmap_offset=hw.ofmap_offset,
+        ofmap_bw=_whole_bandwidth(hw, "dram_bw_words_per_cycle", hw.dram_bw_words_per_cycle),
+        ifmap_bw=_whole_bandwidth(hw, "ifmap_dram_bw_words_per_cycle", hw.read_bw("ifmap")),
+        filter_bw=_whole_bandwidth(hw, "filter_dram_bw_words_per_cycle", hw.read_bw("filter")),
+        mode="CALC" if hw.calc_mode else "USER",
+    )

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from accelkit.sim.compat_streams import CompatLayer
-from accelkit.sim.scalesim.config import ConfigError
+from accelkit.sim.scalesim.config import ConfigError, read_text
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_COLUMNS = ("M", "N", "K")
@@ -78,10 +78,7 @@ def _gemm(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
 def read_topology(path: str | Path, *, gemm: bool = False) -> list[CompatLayer]:
     """Layers of a SCALE-Sim topology file, in file order (depthwise "DP" layers expanded)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read topology: {exc.strerror}") from exc
+    text = read_text(path, "topology")
     layers: list[CompatLayer] = []
     parse = _gemm if gemm else _conv
     for line, row in enumerate(text.splitlines()[1:], 2):

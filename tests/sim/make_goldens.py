@@ -18,46 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.scalesim.config import config_text
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
-
-CFG = """[general]
-run_name = {name}
-
-[architecture_presets]
-ArrayHeight: {rows}
-ArrayWidth: {cols}
-IfmapSramSzkB: {ifmap_kb}
-FilterSramSzkB: {filter_kb}
-OfmapSramSzkB: {ofmap_kb}
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth : {bw}
-Dataflow : {dataflow}
-ReadRequestBuffer: 32
-WriteRequestBuffer: 32
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: {ifmap_bw}
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: {filter_bw}
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-
-[run_presets]
-InterfaceBandwidth: {mode}
-UseRamulatorTrace: False
-"""
 
 CONV_HEADER = "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
 GEMM_HEADER = "Layer, M, N, K,\n"
@@ -144,28 +108,27 @@ TRACES = (
 REPORTS = ("COMPUTE_REPORT", "BANDWIDTH_REPORT", "DETAILED_ACCESS_REPORT")
 
 
-def config_text(name: str, spec: dict) -> str:
-    ofmap_bw, ifmap_bw, filter_bw = spec.get("bw", (10, 10, 10))
-    ifmap_kb, filter_kb, ofmap_kb = spec["kb"]
-    return CFG.format(
-        name=name,
+def case_hardware(name: str, spec: dict) -> Hardware:
+    """The accelerator of a case; CALC cases carry no bandwidth (scalesim ignores the one the config file holds)."""
+    ofmap_bw, ifmap_bw, filter_bw = spec.get("bw", (10, 10, 10)) if spec["mode"] == "USER" else (None, None, None)
+    return Hardware(
         rows=spec["rows"],
         cols=spec["cols"],
-        ifmap_kb=ifmap_kb,
-        filter_kb=filter_kb,
-        ofmap_kb=ofmap_kb,
-        bw=ofmap_bw,
-        ifmap_bw=ifmap_bw,
-        filter_bw=filter_bw,
         dataflow=spec["dataflow"],
-        mode=spec["mode"],
+        ifmap_sram_bytes=spec["kb"][0] * 1024,
+        filter_sram_bytes=spec["kb"][1] * 1024,
+        ofmap_sram_bytes=spec["kb"][2] * 1024,
+        dram_bw_words_per_cycle=ofmap_bw,
+        ifmap_dram_bw_words_per_cycle=ifmap_bw,
+        filter_dram_bw_words_per_cycle=filter_bw,
+        run_name=name,
     )
 
 
 def write_inputs(name: str, folder: Path) -> None:
     spec, rows, gemm = CASES[name]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "scale.cfg").write_text(config_text(name, spec))
+    (folder / "scale.cfg").write_text(config_text(case_hardware(name, spec)))
     (folder / "topology.csv").write_text((GEMM_HEADER if gemm else CONV_HEADER) + "\n".join(rows) + "\n")
     (folder / "layout.csv").write_text("Layer name,\n")
 

@@ -13,46 +13,21 @@ from accelkit.sim.systolic import output_stationary_fold, stationary_fold
 from accelkit.sim.workloads import Conv, Gemm
 from hypothesis import given
 from hypothesis import strategies as st
+from strategies import SIM_DATAFLOWS, sim_convs, sim_gemms
 from tolerance import assert_close
-
-DATAFLOWS = ("os", "ws", "is")
 
 
 def array(rows, cols, dataflow):
     return Hardware(rows=rows, cols=cols, dataflow=dataflow)
 
 
-@st.composite
-def convs(draw):
-    groups = draw(st.integers(1, 4))
-    channels = groups * draw(st.integers(1, 4))
-    filters = channels if draw(st.booleans()) and channels == groups else groups * draw(st.integers(1, 4))
-    fh, fw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    h = draw(st.integers(max(1, fh - 2 * ph), 9))
-    w = draw(st.integers(max(1, fw - 2 * pw), 9))
-    return Conv(
-        name="c",
-        ifmap_h=h,
-        ifmap_w=w,
-        filter_h=fh,
-        filter_w=fw,
-        channels=channels,
-        num_filters=filters,
-        stride_h=draw(st.integers(1, 3)),
-        stride_w=draw(st.integers(1, 3)),
-        pad_h=ph,
-        pad_w=pw,
-        batch=draw(st.integers(1, 3)),
-        groups=groups,
-    )
+# Small layers: functional mode does every MAC in NumPy.
+gemms = sim_gemms(max_dim=40)
+convs = sim_convs(max_side=9, max_filter=4, max_per_group=4)
+arrays = st.builds(array, st.integers(1, 9), st.integers(1, 9), st.sampled_from(SIM_DATAFLOWS))
 
 
-gemms = st.builds(Gemm, name=st.just("g"), m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40))
-arrays = st.builds(array, st.integers(1, 9), st.integers(1, 9), st.sampled_from(DATAFLOWS))
-
-
-@given(layer=st.one_of(gemms, convs()), hw=arrays, seed=st.integers(0, 2**16))
+@given(layer=st.one_of(gemms, convs), hw=arrays, seed=st.integers(0, 2**16))
 def test_int8_is_exact_for_any_layer_and_array(layer, hw, seed):
     a, b = F.random_operands(layer, np.int8, seed=seed)
     out = F.run_layer(layer, hw, a, b)
@@ -60,7 +35,7 @@ def test_int8_is_exact_for_any_layer_and_array(layer, hw, seed):
     np.testing.assert_array_equal(out, F.reference(layer, a, b))
 
 
-@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("dataflow", SIM_DATAFLOWS)
 @pytest.mark.parametrize(
     ("rows", "cols", "m", "n", "k"),
     [(4, 4, 1, 1, 1), (4, 4, 5, 7, 9), (8, 3, 33, 17, 31), (32, 32, 5, 3, 2), (2, 2, 63, 65, 64), (1, 1, 3, 4, 5)],
@@ -86,7 +61,7 @@ CONVS = {
 }
 
 
-@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("dataflow", SIM_DATAFLOWS)
 @pytest.mark.parametrize("name", CONVS)
 def test_conv_matches_direct_convolution(dataflow, name):
     layer = CONVS[name]
@@ -184,7 +159,7 @@ def test_verify_layer_catches_a_broken_engine_schedule(monkeypatch):
         F.verify_layer(layer, hw)
 
 
-@pytest.mark.parametrize("dataflow", DATAFLOWS)
+@pytest.mark.parametrize("dataflow", SIM_DATAFLOWS)
 def test_operands_of_the_wrong_shape_or_kind_raise(dataflow):
     layer, hw = Gemm("g", 3, 4, 5), array(2, 2, dataflow)
     a, b = F.random_operands(layer, np.int8)
@@ -194,7 +169,7 @@ def test_operands_of_the_wrong_shape_or_kind_raise(dataflow):
         F.run_layer(layer, hw, a, b.astype(np.float32))
 
 
-@given(layer=st.one_of(gemms, convs()), hw=arrays, mode=st.sampled_from(["native", "compat"]), seed=st.integers(0, 99))
+@given(layer=st.one_of(gemms, convs), hw=arrays, mode=st.sampled_from(["native", "compat"]), seed=st.integers(0, 99))
 def test_cycle_level_emulation_matches_oracle_and_engine_cycles(layer, hw, mode, seed):
     # The emulator raises ScheduleError if any fold takes other than the cycles the engine charges for it.
     if mode == "compat" and isinstance(layer, Conv):

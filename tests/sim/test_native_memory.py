@@ -71,3 +71,18 @@ def test_groups_run_back_to_back():
     assert grouped.total_cycles == 4 * one.total_cycles
     assert grouped.macs == 4 * one.macs
     assert grouped.ifmap_sram_reads == 4 * one.ifmap_sram_reads
+
+
+def test_strided_input_fetches_only_what_windows_read():
+    """A 1x1 filter at stride 2 reads column 0 of a 2-wide input: 3 images x 2 rows x 1 column x 3 channels = 18
+    words. 64-byte SRAMs stream it tile by tile, 128-byte ones hold it resident; both must fetch those 18 words
+    (the resident case used to fetch the whole 36-word input)."""
+    conv = Conv("c", 2, 2, 1, 1, 3, 1, stride_w=2, batch=3)
+    reads = [simulate_layer(conv, Hardware(1, 1, "os", b, b, b)).ifmap_dram_reads for b in (64, 128)]
+    assert reads == [18, 18]
+
+
+def test_rows_between_windows_are_not_fetched():
+    conv = Conv("c", 7, 7, 2, 2, 1, 1, stride_h=3, stride_w=3, pad_h=1, pad_w=1)
+    # 3 windows a side, at rows -1..0, 2..3 and 5..6: input rows 0, 2, 3, 5 and 6 are read, 1 and 4 never.
+    assert simulate_layer(conv, Hardware(2, 2, "ws")).ifmap_dram_reads == 5 * 5
