@@ -116,9 +116,10 @@ def _hardware(args: argparse.Namespace) -> Hardware:
 
 def _is_gemm_topology(path: Path) -> bool:
     """SCALE-Sim's `-i gemm` files have the header `Layer, M, N, K`; conv files name IFMAP and filter sizes."""
-    with path.open() as handle:
-        header = [field.strip().lower() for field in handle.readline().split(",")]
-    return header[1:4] == ["m", "n", "k"]
+    # Only the header line is read here, as bytes: read_topology reports any undecodable line with its number.
+    with path.open("rb") as handle:
+        header = handle.readline().decode("utf-8", errors="replace")
+    return [field.strip().lower() for field in header.split(",")][1:4] == ["m", "n", "k"]
 
 
 def _from_scalesim(layer) -> Gemm | Conv:

@@ -241,3 +241,11 @@ def test_bad_input_files_print_one_line_and_exit_2(capsys, tmp_path, files, argv
     code, out, err = run(capsys, *argv)
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and message in err
+
+
+def test_non_utf8_topology_names_the_file(capsys, tmp_path):
+    topology = tmp_path / "topo.csv"
+    topology.write_bytes(b"Layer, M, N, K,\nL1,\xff,2,3,\n")
+    code, out, err = run(capsys, "--topology", str(topology))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and f"{topology}:" in err
