@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 import torch
-from accelkit.kernels.binary.cpu import binary_pack_cpu
 
 from accelkit._native import native
+from accelkit.kernels.binary.cpu import binary_pack_cpu
 
 VECTOR_BITS = 512
 

@@ -209,9 +209,10 @@ def print_report(report, *, quiet: bool = False) -> None:
     if quiet:
         print(_totals_line(report))
         return
-    from accelkit.sim.report import dram_words
     from rich.console import Console
     from rich.table import Table
+
+    from accelkit.sim.report import dram_words
 
     table = Table(show_footer=True)
     t = report.totals

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+
 from accelkit.sim.compat_streams import RowCounts
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+
 from accelkit.sim.compute import FoldGrid, fold_cycles, fold_grid, spatial_dims
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+
 from accelkit.sim.engine import fold_schedule
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm

@@ -18,6 +18,7 @@ back for the next K-fold; with it (and an output tile that fits in half the OFMA
 from __future__ import annotations
 
 import numpy as np
+
 from accelkit.sim.compute import compute_stats, fold_cycles, fold_grid, spatial_dims
 from accelkit.sim.engine import LayerStats
 from accelkit.sim.hardware import Hardware

@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+
 from accelkit.sim.compat_engine import CompatRun, run_compat, to_compat_layer
 from accelkit.sim.compat_memory import CalcRead, UserRead, first_occurrence_prev
 from accelkit.sim.compat_streams import CompatLayer, fold_outputs, fold_requests, prefetch_sequence

@@ -3,6 +3,7 @@ and, in their own section at the end, the simulator's layers and accelerators.""
 
 import hypothesis.strategies as st
 import torch
+
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm
 

@@ -9,9 +9,9 @@ import os
 import re
 
 import pytest
-from accelkit.kernels._common import aot
 
 from accelkit import gpu_report
+from accelkit.kernels._common import aot
 
 SPECS = aot.discover()
 CUDA_SOURCES = gpu_report.cuda_sources()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+
 from accelkit.kernels._common.tolerance import EXACT, TOLERANCES, outside
 
 

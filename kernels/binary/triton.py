@@ -11,6 +11,7 @@ r maps to (r // R, r % R), so a batch of transposed or sliced matrices is read i
 import torch
 import triton
 import triton.language as tl
+
 from accelkit.kernels._common.aot import AotSpec
 from accelkit.kernels._common.bits import negative_bit, popcount
 

@@ -8,13 +8,13 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
-from accelkit.kernels.binary import reference as ref
-from accelkit.kernels.binary.cpu import binary_gemm_cpu, binary_isa, binary_pack_cpu, isa_supported, spike_gemm_cpu
 from hypothesis import given
 from strategies import FLOAT_DTYPES, float_dtypes, layouts, make_tensor, seeds, sizes
 from tolerance import assert_close
 
 from accelkit._native import native
+from accelkit.kernels.binary import reference as ref
+from accelkit.kernels.binary.cpu import binary_gemm_cpu, binary_isa, binary_pack_cpu, isa_supported, spike_gemm_cpu
 
 ISAS = ("auto", "avx512", "avx2", "scalar")
 WORD_BITS = (32, 64)

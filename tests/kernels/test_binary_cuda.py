@@ -13,10 +13,11 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 import torch
-from accelkit.kernels.binary import reference as ref
 from hypothesis import given
 from strategies import float_dtypes, layouts, make_tensor, seeds, sizes
 from tolerance import assert_close
+
+from accelkit.kernels.binary import reference as ref
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "csrc" / "cuda" / "binary_gemm.cu"

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from accelkit.kernels.binary import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import FLOAT_DTYPES, layouts, make_tensor, seeds, sizes
 from tolerance import assert_close
 
 from accelkit import ops
+from accelkit.kernels.binary import reference as ref
 
 
 def _np(x: torch.Tensor) -> np.ndarray:

@@ -5,6 +5,7 @@ import dataclasses
 import json
 
 import pytest
+
 from accelkit.sim.api import simulate
 from accelkit.sim.engine import simulate_layer
 from accelkit.sim.functional import ScheduleError

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+
 from accelkit.sim.cli import main
 from accelkit.sim.networks import get_network
 

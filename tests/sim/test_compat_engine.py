@@ -6,13 +6,14 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from accelkit.sim.compat_engine import simulate_compat
 from accelkit.sim.compat_streams import CompatLayer, RowCounts, fold_outputs, geometry, unique_im2col
 from accelkit.sim.engine import fold_schedule, simulate_layer
 from accelkit.sim.hardware import EnergyTable, Hardware
 from accelkit.sim.workloads import Conv, Gemm
-from hypothesis import given
-from hypothesis import strategies as st
 
 dims = st.integers(1, 40)
 arrays = st.integers(2, 9)

@@ -6,15 +6,16 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import SIM_DATAFLOWS, sim_convs, sim_gemms
+from tolerance import assert_close
+
 from accelkit.sim import functional as F
 from accelkit.sim.engine import fold_schedule
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.systolic import output_stationary_fold, stationary_fold
 from accelkit.sim.workloads import Conv, Gemm
-from hypothesis import given
-from hypothesis import strategies as st
-from strategies import SIM_DATAFLOWS, sim_convs, sim_gemms
-from tolerance import assert_close
 
 
 def array(rows, cols, dataflow):

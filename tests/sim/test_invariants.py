@@ -3,14 +3,15 @@
 import dataclasses
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from strategies import SIM_DATAFLOWS, sim_convs, sim_gemms, sim_hardware
+
 from accelkit.sim.api import simulate
 from accelkit.sim.engine import fold_schedule, simulate_layer
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.report import dram_words
 from accelkit.sim.workloads import Conv, Gemm
-from hypothesis import example, given
-from hypothesis import strategies as st
-from strategies import SIM_DATAFLOWS, sim_convs, sim_gemms, sim_hardware
 
 gemms = sim_gemms()
 layers = st.one_of(gemms, sim_convs())

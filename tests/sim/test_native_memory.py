@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from accelkit.sim.engine import simulate_layer
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm

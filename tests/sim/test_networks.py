@@ -7,6 +7,7 @@ parameters; Sandler et al. 2018 (MobileNetV2), Table 4: 300M multiply-adds, 3.4M
 """
 
 import pytest
+
 from accelkit.sim.networks import NETWORKS, get_network
 from accelkit.sim.workloads import Conv, Gemm
 

@@ -7,13 +7,14 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import sim_hardware
+
 from accelkit.sim import scalesim_cli
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.scalesim.config import ConfigError, config_text, read_config
 from accelkit.sim.scalesim.topology import read_topology
-from hypothesis import given
-from hypothesis import strategies as st
-from strategies import sim_hardware
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 V3_CFG = (GOLDEN / "user_os_8x8_gemm" / "scale.cfg").read_text()

@@ -11,6 +11,7 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+
 from accelkit.sim.scalesim_cli import main
 
 HERE = Path(__file__).resolve().parent
