@@ -122,25 +122,6 @@ def _is_gemm_topology(path: Path) -> bool:
     return [field.strip().lower() for field in header.split(",")][1:4] == ["m", "n", "k"]
 
 
-def _from_scalesim(layer) -> Gemm | Conv:
-    """A SCALE-Sim layer as a Gemm (an `M, N, K` row, which SCALE-Sim stores as a 1 x K filter over an M x K
-    IFMAP) or an unpadded batch-1 Conv; compat mode maps both back to the identical SCALE-Sim layer."""
-    row_of_gemm = layer.filter_h == layer.channels == layer.stride_h == layer.stride_w == 1
-    if row_of_gemm and layer.filter_w == layer.ifmap_w:
-        return Gemm(name=layer.name, m=layer.ifmap_h, n=layer.num_filters, k=layer.ifmap_w)
-    return Conv(
-        name=layer.name,
-        ifmap_h=layer.ifmap_h,
-        ifmap_w=layer.ifmap_w,
-        filter_h=layer.filter_h,
-        filter_w=layer.filter_w,
-        channels=layer.channels,
-        num_filters=layer.num_filters,
-        stride_h=layer.stride_h,
-        stride_w=layer.stride_w,
-    )
-
-
 def _workload(args: argparse.Namespace) -> list[Gemm | Conv]:
     if args.topology is None:
         from accelkit.sim.networks import get_network
@@ -151,7 +132,7 @@ def _workload(args: argparse.Namespace) -> list[Gemm | Conv]:
     from accelkit.sim.scalesim.topology import read_topology
 
     path = _existing(args.topology, "--topology")
-    return [_from_scalesim(layer) for layer in read_topology(path, gemm=_is_gemm_topology(path))]
+    return [layer.as_workload() for layer in read_topology(path, gemm=_is_gemm_topology(path))]
 
 
 def _run(args: argparse.Namespace):

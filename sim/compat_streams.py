@@ -17,6 +17,7 @@ from functools import lru_cache
 import numpy as np
 
 from accelkit.sim.compute import FoldGrid, fold_cycles, fold_grid, spatial_dims
+from accelkit.sim.workloads import Conv, Gemm
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,15 @@ class CompatLayer:
     @property
     def macs(self) -> int:
         return self.m * self.n * self.k
+
+    def as_workload(self) -> Gemm | Conv:
+        """This layer as a Gemm (an `M, N, K` row, which SCALE-Sim stores as a 1 x K filter over an M x K IFMAP)
+        or an unpadded batch-1 Conv; compat mode maps both back to this identical layer."""
+        row_of_gemm = self.filter_h == self.channels == self.stride_h == self.stride_w == 1
+        if row_of_gemm and self.filter_w == self.ifmap_w:
+            return Gemm(name=self.name, m=self.ifmap_h, n=self.num_filters, k=self.ifmap_w)
+        fields = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters", "stride_h", "stride_w")
+        return Conv(name=self.name, **{f: getattr(self, f) for f in fields})
 
 
 @dataclass(frozen=True)
