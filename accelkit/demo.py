@@ -3,8 +3,7 @@
 import argparse
 import os
 import shutil
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -86,21 +85,13 @@ def _binary_bench(size: int) -> list[tuple[str, str]]:
     import torch
 
     from accelkit.kernels.binary.cpu import binary_gemm_cpu, binary_pack_cpu
+    from accelkit.timing import sample_seconds
 
     a, w = torch.randn(size, size), torch.randn(size, size)
     a_bits, w_bits = binary_pack_cpu(a, 64), binary_pack_cpu(w, 64)
 
-    def best(fn: Callable[[], object], repeat: int = 5) -> float:
-        fn()
-        times = []
-        for _ in range(repeat):
-            t0 = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t0)
-        return min(times)
-
-    t_bin = best(lambda: binary_gemm_cpu(a_bits, w_bits, size))
-    t_f32 = best(lambda: torch.matmul(a, w.T))
+    t_bin = min(sample_seconds(lambda: binary_gemm_cpu(a_bits, w_bits, size), 5, warmup=1))
+    t_f32 = min(sample_seconds(lambda: torch.matmul(a, w.T), 5, warmup=1))
     macs = size**3
     return [
         ("problem", f"M = N = K = {size}"),

@@ -15,25 +15,19 @@ no table for every core this may run on, hence the probe.
 import argparse
 import os
 import statistics
-import time
 
 import numpy as np
 import torch
 
 from accelkit._native import native
 from accelkit.kernels.binary.cpu import binary_pack_cpu
+from accelkit.timing import sample_seconds
 
 VECTOR_BITS = 512
 
 
 def _median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(sample_seconds(fn, repeats, warmup=1))
 
 
 def _cpuinfo_mhz() -> float | None:

@@ -21,8 +21,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from accelkit.timing import sample_seconds
 
 SCALESIM_CYCLES_PER_S = 112_284 / 97
 
@@ -35,13 +36,11 @@ def _cli_command(bandwidth: str) -> list[str]:
 
 
 def _wall(command: list[str], repeats: int) -> tuple[float, str]:
-    times, out = [], ""
-    for _ in range(repeats):
-        start = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - start)
-        out = done.stdout.strip()
-    return statistics.median(times), out
+    done: list[subprocess.CompletedProcess] = []
+    times = sample_seconds(
+        lambda: done.append(subprocess.run(command, capture_output=True, text=True, check=True)), repeats
+    )
+    return statistics.median(times), done[-1].stdout.strip()
 
 
 def run(argv: list[str]) -> dict:
@@ -56,11 +55,9 @@ def run(argv: list[str]) -> dict:
     bandwidth = None if args.bandwidth == "calc" else float(args.bandwidth)
     # The same hardware the CLI builds from `--preset tpu_v1` (its default) and the overrides in _cli_command.
     hw = dataclasses.replace(tpu_v1_like(), rows=128, cols=128, dataflow="ws", dram_bw_words_per_cycle=bandwidth)
-    in_process = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        report = simulate("resnet50", hw)
-        in_process.append(time.perf_counter() - start)
+    reports = []
+    in_process = sample_seconds(lambda: reports.append(simulate("resnet50", hw)), args.repeats)
+    report = reports[-1]
     wall, line = _wall(_cli_command(args.bandwidth), args.repeats)
     print(line)
     cycles = report.totals.total_cycles
