@@ -4,12 +4,12 @@ and, in their own section at the end, the simulator's layers and accelerators.""
 import hypothesis.strategies as st
 import torch
 
+from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm
 
 # Sizes that break tiling: 1, odd, primes, one past and one short of powers of two and word sizes.
 EDGE_SIZES = (1, 2, 3, 5, 7, 13, 31, 32, 33, 63, 64, 65, 100, 127, 129)
-FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 LAYOUTS = ("contiguous", "strided", "transposed")
 
 

@@ -10,8 +10,7 @@ import math
 import torch
 
 from accelkit._native import native
-
-_WORD_DTYPE = {32: torch.int32, 64: torch.int64}
+from accelkit.kernels._common.dtypes import WORD_DTYPES
 
 
 def _word_bits(t: torch.Tensor, name: str) -> int:
@@ -34,7 +33,7 @@ def binary_pack_cpu(x: torch.Tensor, word_bits: int = 32, *, isa: str = "auto") 
     """Sign bits of x [..., K] packed along K: [..., ceil(K / word_bits)] int32 or int64 words, LSB first, a set
     bit where x is not >= 0 (negative or NaN), padding bits 0."""
     x = _cpu(x, "x")
-    if word_bits not in _WORD_DTYPE:
+    if word_bits not in WORD_DTYPES:
         raise ValueError(f"word_bits must be 32 or 64, got {word_bits}")
     if not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
@@ -49,7 +48,7 @@ def binary_pack_cpu(x: torch.Tensor, word_bits: int = 32, *, isa: str = "auto") 
     # count is explicit because reshape(-1, 0) is ambiguous when K = 0.
     rows = x if x.dim() == 2 else x.reshape(math.prod(lead), k)
     words = -(-k // word_bits)
-    out = torch.empty((rows.shape[0], words), dtype=_WORD_DTYPE[word_bits])
+    out = torch.empty((rows.shape[0], words), dtype=WORD_DTYPES[word_bits])
     native().binary_pack(rows.numpy(), out.numpy(), word_bits, isa)
     return out.reshape(*lead, words)
 

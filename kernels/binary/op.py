@@ -8,8 +8,8 @@ straight-through estimator (STE): d sign(x)/dx = 1 where |x| <= 1, else 0 (Courb
 import torch
 from torch import Tensor
 
-FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
-WORD_DTYPES = {32: torch.int32, 64: torch.int64}
+from accelkit.kernels._common.dtypes import FLOAT_DTYPES, WORD_DTYPES
+
 # 64-bit words halve the xor/popcount count per MAC on CPUs; the Triton path uses the same layout.
 _MATMUL_WORD_BITS = 64
 SCALES = (None, "tensor", "channel")

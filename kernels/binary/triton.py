@@ -14,6 +14,7 @@ import triton.language as tl
 
 from accelkit.kernels._common.aot import AotSpec
 from accelkit.kernels._common.bits import negative_bit, popcount
+from accelkit.kernels._common.dtypes import FLOAT_DTYPES, WORD_DTYPES
 
 
 @triton.jit
@@ -107,8 +108,6 @@ def binary_gemm_kernel(
     tl.store(p_out, b_out, mask=m_m[:, None] & m_n[None, :])
 
 
-WORD_DTYPES = {32: torch.int32, 64: torch.int64}
-FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 NUM_WARPS = 4
 # Pack: a program covers BLOCK_R rows x 128 elements of K (4 words of 32 or 2 of 64), 2048 elements in all,
 # 16 per thread at 4 warps. The kernel has no loop, so pipelining stages have nothing to overlap: 1 stage.
