@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import accelkit
+from accelkit import _sources
 
 TARGETS = {"sm_80": 80, "sm_90": 90}
 # Maximum shared memory per thread block with the opt-in attribute (CUDA C Programming Guide, "Technical
@@ -31,8 +31,6 @@ TARGETS = {"sm_80": 80, "sm_90": 90}
 SMEM_LIMIT = {"sm_80": 163 * 1024, "sm_90": 227 * 1024}
 # Same table: at most 255 32-bit registers per thread on every compute capability from 5.0 up.
 REG_LIMIT = 255
-CUDA_DIR = Path(accelkit.__file__).resolve().parent.parent / "csrc" / "cuda"
-INCLUDE_DIR = CUDA_DIR.parent / "include"
 
 
 @dataclass(frozen=True)
@@ -213,8 +211,13 @@ def triton_reports(spec_ids: list[str] | None = None, targets=tuple(TARGETS), jo
 # CUDA C -----------------------------------------------------------------------------------------------------------
 
 
-def cuda_sources(directory: Path = CUDA_DIR) -> list[Path]:
-    return sorted(Path(directory).glob("*.cu"))
+def cuda_sources() -> list[Path]:
+    """csrc/cuda/*.cu of this installation; an installation without them is broken, so this raises rather than
+    reporting no CUDA rows."""
+    sources = _sources.cuda_sources()
+    if not sources:
+        raise FileNotFoundError(f"no CUDA sources (*.cu) in {_sources.csrc_dir() / 'cuda'}")
+    return sources
 
 
 def find_nvcc() -> str | None:
@@ -250,12 +253,16 @@ def _build_cuda(path: Path, target: str, nvcc: str, include_dir: Path) -> list[K
 
 
 def cuda_reports(
-    sources: list[Path] | None = None, targets=tuple(TARGETS), jobs: int | None = None, include_dir: Path = INCLUDE_DIR
+    sources: list[Path] | None = None,
+    targets=tuple(TARGETS),
+    jobs: int | None = None,
+    include_dir: Path | None = None,
 ) -> list[KernelReport]:
     """Build each .cu (default: csrc/cuda/*.cu) with nvcc for every target; one row per kernel and target, or one
     'skipped' row per file and target when nvcc is missing. Shared memory is the static amount only: dynamic
     shared memory is set at launch and ptxas cannot see it."""
     sources = cuda_sources() if sources is None else list(sources)
+    include_dir = _sources.include_dir() if include_dir is None else include_dir
     nvcc = find_nvcc()
     if nvcc is None:
         reason = "nvcc not found (set NVCC or put it on PATH)"
@@ -304,7 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return _worker(args.worker)
     targets = tuple(args.target or TARGETS)
-    rows = triton_reports(targets=targets, jobs=args.jobs) + cuda_reports(targets=targets, jobs=args.jobs)
+    try:
+        rows = triton_reports(targets=targets, jobs=args.jobs) + cuda_reports(targets=targets, jobs=args.jobs)
+    except FileNotFoundError as exc:
+        print(f"accelkit gpu-report: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([{**asdict(r), "problems": r.problems} for r in rows], indent=2))
     else:
