@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from accelkit._optional import available
+
 
 def table(rows: Sequence[Sequence[object]], header: Sequence[str]) -> str:
     cells = [[str(c) for c in header], *[[str(c) for c in row] for row in rows]]
@@ -101,11 +103,7 @@ def _binary_bench(size: int) -> list[tuple[str, str]]:
     ]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="accelkit demo", description=__doc__)
-    parser.add_argument("--size", type=int, default=1024, help="GEMM size of the small binary benchmark")
-    parser.add_argument("--skip-sim", action="store_true", help="leave out the simulator section")
-    args = parser.parse_args(argv)
+def _kernels_section(size: int) -> list[tuple[str, ...]]:
     import torch
 
     if not torch.cuda.is_available():
@@ -116,7 +114,22 @@ def main(argv: list[str] | None = None) -> int:
     print("== Backends\n" + table(_backends(), ("backend", "available", "details")))
     checks = _op_checks()
     print("\n== Ops against their NumPy float64 oracles\n" + table(checks, ("op", "backend", "max abs err", "")))
-    print(f"\n== Binary GEMM, {args.size}^3\n" + table(_binary_bench(args.size), ("measure", "value")))
+    print(f"\n== Binary GEMM, {size}^3\n" + table(_binary_bench(size), ("measure", "value")))
+    return checks
+
+
+def _no_kernels_section() -> list[tuple[str, ...]]:
+    """A simulator-only install has no torch: say so in one line and show the simulator alone."""
+    print("== Kernels\nskipped: torch is not installed; pip install 'accelkit[kernels]' for the ops")
+    return []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="accelkit demo", description=__doc__)
+    parser.add_argument("--size", type=int, default=1024, help="GEMM size of the small binary benchmark")
+    parser.add_argument("--skip-sim", action="store_true", help="leave out the simulator section")
+    args = parser.parse_args(argv)
+    checks = _kernels_section(args.size) if available("torch") else _no_kernels_section()
     if not args.skip_sim:
         from accelkit.sim import demo as sim_demo
 
