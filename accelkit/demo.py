@@ -59,7 +59,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
 
     from accelkit import ops
     from accelkit.kernels.binary import reference as ref
-    from accelkit.kernels.binary import triton as tri
+    from accelkit.kernels.binary import triton_kernels as tri
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(13, 100, generator=gen, requires_grad=True)

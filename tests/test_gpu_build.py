@@ -1,12 +1,13 @@
 """Every Triton kernel in the AOT registry and every csrc/cuda/*.cu file builds for sm_80 and sm_90 without spills
 and within the targets' register and shared-memory limits. No GPU is needed.
 
-Kernels join by defining AOT_SPECS in their kernels/<op>/triton.py; this file never lists them. This process runs
-the Triton interpreter (conftest.py), so gpu_report compiles in worker processes with TRITON_INTERPRET removed.
+Kernels join by defining AOT_SPECS in their kernels/<op>/triton_kernels.py; this file never lists them. This process
+runs the Triton interpreter (conftest.py), so gpu_report compiles in worker processes with TRITON_INTERPRET removed.
 """
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,13 @@ def test_discovery_finds_the_binary_kernels():
         assert f"binary/binary_gemm_kernel[w{bits}]" in ids
         for dtype in ("fp32", "fp64", "fp16", "bf16"):
             assert f"binary/binary_pack_kernel[{dtype},w{bits}]" in ids
-    assert "accelkit.kernels.binary.triton" in aot.triton_modules()
+    assert "accelkit.kernels.binary.triton_kernels" in aot.triton_modules()
+
+
+def test_no_op_module_shadows_triton():
+    # kernels/<op>/triton.py would shadow the triton package for scripts run from that folder.
+    kernels = Path(aot.__file__).resolve().parents[1]
+    assert not sorted(kernels.glob("*/triton.py")), "name Triton kernel modules triton_kernels.py"
 
 
 @pytest.mark.parametrize("target", list(gpu_report.TARGETS))

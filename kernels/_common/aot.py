@@ -1,9 +1,9 @@
 """Ahead-of-time registry: which Triton kernel configurations the build check and `accelkit gpu-report` compile.
 
-Convention: every `accelkit.kernels.<op>.triton` module defines a module-level `AOT_SPECS: list[AotSpec]` holding
-the configurations its launchers actually launch (same constexprs, num_warps and num_stages). `discover()` imports
-each such module and collects the specs, so a new op joins the GPU build check by defining AOT_SPECS; no test or
-report needs editing.
+Convention: every `accelkit.kernels.<op>.triton_kernels` module defines a module-level
+`AOT_SPECS: list[AotSpec]` holding the configurations its launchers actually launch (same constexprs, num_warps and
+num_stages). `discover()` imports each such module and collects the specs, so a new op joins the GPU build check by
+defining AOT_SPECS; no test or report needs editing.
 
 This module does not import triton: `compile_spec` imports it when called, and it only works in a process where
 the Triton interpreter is off (TRITON_INTERPRET unset before triton's first import), because the interpreter
@@ -19,6 +19,9 @@ from types import MappingProxyType
 from typing import Any
 
 KERNELS_PACKAGE = "accelkit.kernels"
+# Not `triton`: a module of that name inside a package shadows the triton package for code that runs from the
+# folder (scripts, doctests), so each op keeps its Triton kernels in `<op>/triton_kernels.py`.
+TRITON_MODULE = "triton_kernels"
 
 
 @dataclass(frozen=True)
@@ -61,10 +64,10 @@ class AotSpec:
 
     @property
     def op(self) -> str:
-        """The op folder the kernel lives in, e.g. 'binary' for accelkit.kernels.binary.triton."""
+        """The op folder the kernel lives in, e.g. 'binary' for accelkit.kernels.binary.triton_kernels."""
         module = self.kernel.fn.__module__
         prefix = KERNELS_PACKAGE + "."
-        return module.removeprefix(prefix).removesuffix(".triton") if module.startswith(prefix) else module
+        return module.removeprefix(prefix).removesuffix("." + TRITON_MODULE) if module.startswith(prefix) else module
 
     @property
     def id(self) -> str:
@@ -73,12 +76,13 @@ class AotSpec:
 
 
 def triton_modules() -> list[str]:
-    """Names of every `accelkit.kernels.<op>.triton` module, sorted."""
+    """Names of every `accelkit.kernels.<op>.triton_kernels` module, sorted."""
     package = importlib.import_module(KERNELS_PACKAGE)
     names = []
     for info in pkgutil.iter_modules(package.__path__, KERNELS_PACKAGE + "."):
-        if info.ispkg and importlib.util.find_spec(info.name + ".triton") is not None:
-            names.append(info.name + ".triton")
+        module = f"{info.name}.{TRITON_MODULE}"
+        if info.ispkg and importlib.util.find_spec(module) is not None:
+            names.append(module)
     return sorted(names)
 
 

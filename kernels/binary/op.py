@@ -1,6 +1,6 @@
 """Binary (XNOR/popcount) ops as torch.library ops: one name per op, dispatched by device.
 
-CPU runs the C++ kernels of csrc/binary.cpp, CUDA the Triton kernels of triton.py. Every op has a fake
+CPU runs the C++ kernels of csrc/binary.cpp, CUDA the Triton kernels of triton_kernels.py. Every op has a fake
 (meta) implementation, so torch.compile traces through it, and the float ops have autograd through the
 straight-through estimator (STE): d sign(x)/dx = 1 where |x| <= 1, else 0 (Courbariaux et al. 2016, BinaryNet).
 """
@@ -17,7 +17,7 @@ SCALES = (None, "tensor", "channel")
 
 def _pack(x: Tensor, word_bits: int) -> Tensor:
     if x.is_cuda:
-        from accelkit.kernels.binary.triton import binary_pack_fwd
+        from accelkit.kernels.binary.triton_kernels import binary_pack_fwd
 
         return binary_pack_fwd(x, word_bits)
     from accelkit.kernels.binary.cpu import binary_pack_cpu
@@ -27,7 +27,7 @@ def _pack(x: Tensor, word_bits: int) -> Tensor:
 
 def _gemm(a_bits: Tensor, w_bits: Tensor, k: int) -> Tensor:
     if a_bits.is_cuda:
-        from accelkit.kernels.binary.triton import binary_gemm_fwd
+        from accelkit.kernels.binary.triton_kernels import binary_gemm_fwd
 
         return binary_gemm_fwd(a_bits, w_bits, k)
     from accelkit.kernels.binary.cpu import binary_gemm_cpu

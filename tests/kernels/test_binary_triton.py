@@ -9,7 +9,7 @@ from strategies import FLOAT_DTYPES, float_dtypes, layouts, make_tensor, seeds, 
 from tolerance import assert_close
 
 from accelkit.kernels.binary import reference
-from accelkit.kernels.binary.triton import binary_gemm_fwd, binary_pack_fwd
+from accelkit.kernels.binary.triton_kernels import binary_gemm_fwd, binary_pack_fwd
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 WORD_TORCH = {32: torch.int32, 64: torch.int64}
