@@ -15,6 +15,15 @@ from setuptools import setup
 
 ROOT = Path(__file__).parent
 PACKAGE_DIRS = {"accelkit": "accelkit", "accelkit.kernels": "kernels", "accelkit.sim": "sim"}
+# csrc/ ships inside the wheel as accelkit/_csrc/ (found at run time through accelkit._sources): gpu-report builds
+# the .cu files with nvcc and the CuPy launcher compiles them with NVRTC, both with the headers of include/.
+SOURCES_PACKAGE = "accelkit._csrc"
+PACKAGE_DATA = {
+    SOURCES_PACKAGE: ["*.cpp", "include/accelkit/*.h", "cuda/*.cu"],
+    # Each op's README holds its derivation; the simulator's documents its model.
+    "accelkit.kernels": ["*/README.md"],
+    "accelkit.sim": ["README.md"],
+}
 
 
 def _packages() -> list[str]:
@@ -57,8 +66,9 @@ def _extension() -> Pybind11Extension:
 
 
 setup(
-    package_dir=PACKAGE_DIRS,
-    packages=_packages(),
+    package_dir={**PACKAGE_DIRS, SOURCES_PACKAGE: "csrc"},
+    packages=[*_packages(), SOURCES_PACKAGE],
+    package_data=PACKAGE_DATA,
     ext_modules=[_extension()],
     cmdclass={"build_ext": build_ext},
 )

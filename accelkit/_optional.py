@@ -11,8 +11,6 @@ EXTRAS = {
     "torch": "kernels",
     "triton": "kernels",
     "pandas": "pandas",
-    "matplotlib": "plot",
-    "ray": "ray",
     "cupy": "cuda",
 }
 
