@@ -6,26 +6,14 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from accelkit.sim.engine import MODES, LayerStats, simulate_layer
-from accelkit.sim.hardware import Hardware, eyeriss_like, tpu_v1_like
+from accelkit.sim.hardware import PRESETS, Hardware, resolve_hardware
+
+__all__ = ["PRESETS", "resolve_hardware", "resolve_workload", "simulate"]
 from accelkit.sim.networks import get_network
 from accelkit.sim.report import LayerResult, Report
 from accelkit.sim.workloads import Conv, Gemm
 
-PRESETS: dict[str, Callable[[], Hardware]] = {"tpu_v1": tpu_v1_like, "eyeriss": eyeriss_like}
-
 Progress = Callable[[int, int, str], None]
-
-
-def resolve_hardware(hardware: Hardware | str) -> Hardware:
-    """A Hardware as given, or a preset by name ("tpu_v1", "eyeriss"; a "_like" suffix is accepted)."""
-    if isinstance(hardware, Hardware):
-        return hardware
-    if isinstance(hardware, str):
-        key = hardware.strip().lower().removesuffix("_like")
-        if key in PRESETS:
-            return PRESETS[key]()
-        raise ValueError(f"hardware: unknown preset {hardware!r}; choose one of {', '.join(PRESETS)}")
-    raise TypeError(f"hardware must be a Hardware or a preset name, got {type(hardware).__name__}")
 
 
 def resolve_workload(

@@ -29,10 +29,10 @@ from accelkit.sim.compat_streams import (
     prefetch_sequence,
     unique_im2col,
 )
-from accelkit.sim.compute import compute_stats
+from accelkit.sim.compute import compute_stats, native_compute_stats, spatial_dims
 from accelkit.sim.engine import LayerStats
 from accelkit.sim.hardware import Hardware
-from accelkit.sim.workloads import Conv, Gemm
+from accelkit.sim.workloads import Conv, Gemm, show_int
 
 
 def to_compat_layer(layer: Gemm | Conv) -> CompatLayer:
@@ -81,15 +81,51 @@ class CompatRun:
     streams: dict | None
 
 
+# Compat mode holds arrays that grow with the layer (native mode does not), so it refuses a layer before
+# allocating more than a few GiB. Measured on this machine (GEMMs on WS arrays): per-fold paths use about 100 bytes
+# and 0.9 us per fold (10^6 folds: 0.15 GB, 0.9 s) and about 150 bytes per demand row of one fold (10^6 rows:
+# 0.15 GB); the word-level paths about 40 bytes and 0.16 us per SRAM read (17 M reads: 0.71 GB, 2.7 s).
+COMPAT_MAX_FOLDS = 2**23
+COMPAT_MAX_ROWS_PER_FOLD = 2**23
+COMPAT_MAX_WORD_LEVEL_READS = 2**26
+# Trace addresses are int64: an operand's base offset plus its size must stay below 2^63.
+_MAX_ADDRESS = 2**62
+
+
+def check_compat_size(layer: CompatLayer, hw: Hardware, *, word_level: bool) -> None:
+    """Raise ValueError naming the layer and the size when compat mode would allocate more than the limits."""
+    sr, sc, t = spatial_dims(layer.m, layer.n, layer.k, hw.dataflow)
+    comp = native_compute_stats(sr, sc, t, hw.rows, hw.cols, hw.dataflow)
+    dims = f"layer {layer.name!r} (M={layer.m}, N={layer.n}, K={layer.k}) on {hw.rows}x{hw.cols} {hw.dataflow}"
+    reads = comp.ifmap_sram_reads + comp.filter_sram_reads
+    for what, value, limit in (
+        ("folds", comp.folds, COMPAT_MAX_FOLDS),
+        ("cycles per fold", comp.cycles_per_fold, COMPAT_MAX_ROWS_PER_FOLD),
+        ("SRAM reads replayed word by word", reads if word_level else 0, COMPAT_MAX_WORD_LEVEL_READS),
+    ):
+        if value > limit:
+            raise ValueError(
+                f"compat mode: {dims} has {show_int(value)} {what}, over the {limit:,} it simulates in bounded "
+                "memory; use mode='native' (closed form, any size)"
+            )
+    sizes = {"ifmap": layer.ifmap_h * layer.ifmap_w * layer.channels, "filter": layer.k * layer.n}
+    sizes["ofmap"] = layer.m * layer.n
+    for op, size in sizes.items():
+        if getattr(hw, f"{op}_offset") + size >= _MAX_ADDRESS:
+            raise ValueError(f"compat mode: {dims}: Hardware.{op}_offset + its {op} size must stay below 2^62")
+
+
 def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) -> CompatRun:
     """Simulate `layer`. CALC-mode layers without repeated im2col words are replayed per fold unless
     `word_level`; everything else word by word."""
     if hw.word_bytes != 1:
         raise ValueError("compat mode needs word_bytes=1 (SCALE-Sim hard-codes 1-byte words)")
+    per_fold = hw.calc_mode and unique_im2col(layer) and not word_level
+    check_compat_size(layer, hw, word_level=not per_fold)
     geo = geometry(layer, hw.dataflow, hw.rows, hw.cols)
     offs = Offsets(hw.ifmap_offset, hw.filter_offset, hw.ofmap_offset)
     counts = RowCounts(geo)
-    if hw.calc_mode and unique_im2col(layer) and not word_level:
+    if per_fold:
         rows = {op: _edge_rows(geo, op) for op in ("ifmap", "filter")}
         reads = {op: _calc_read_fast(geo, op, hw.sram_words(op)) for op in rows}
         run = run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())

@@ -54,10 +54,20 @@ class FoldGrid:
         return self.row_folds * self.col_folds
 
 
+def fold_counts(sr: int, sc: int, rows: int, cols: int) -> tuple[int, int]:
+    """(row folds, column folds) of an Sr x Sc mapping on a rows x cols array."""
+    return -(-sr // rows), -(-sc // cols)
+
+
+def used(size: int, tile: int, index: int) -> int:
+    """Rows (or columns) of the array fold `index` uses when `size` is cut into tiles of `tile`: a full tile
+    except for the last fold."""
+    return min(tile, size - index * tile)
+
+
 def fold_grid(sr: int, sc: int, t: int, rows: int, cols: int) -> FoldGrid:
     """Folds with column folds outer and row folds inner, the order SCALE-Sim's demand matrices use."""
-    row_folds = -(-sr // rows)
-    col_folds = -(-sc // cols)
+    row_folds, col_folds = fold_counts(sr, sc, rows, cols)
     fr = np.tile(np.arange(row_folds, dtype=np.int64), col_folds)
     fc = np.repeat(np.arange(col_folds, dtype=np.int64), row_folds)
     row_start = fr * rows
@@ -69,7 +79,11 @@ def fold_grid(sr: int, sc: int, t: int, rows: int, cols: int) -> FoldGrid:
 
 def fold_cycles(grid: FoldGrid, dataflow: str, compat: bool) -> int:
     """Stall-free cycles of one fold; every fold of a GEMM costs the same (partial folds still fill R x C)."""
-    r, c, t = grid.rows, grid.cols, grid.t
+    return cycles_per_fold(grid.rows, grid.cols, grid.t, dataflow, compat)
+
+
+def cycles_per_fold(r: int, c: int, t: int, dataflow: str, compat: bool) -> int:
+    """2R + C + T - 2 (R + C + T - 2 for SCALE-Sim's OS folds)."""
     if compat and dataflow == "os":
         return r + c + t - 2
     return 2 * r + c + t - 2
@@ -118,3 +132,24 @@ def compute_stats(grid: FoldGrid, dataflow: str, compat: bool) -> ComputeStats:
         reads = (int(mac_used.sum()), int((t * ur).sum()))
         writes = int((t * uc).sum())
     return ComputeStats(grid.count, per_fold, mapping, util, reads[0], reads[1], writes)
+
+
+def native_compute_stats(sr: int, sc: int, t: int, rows: int, cols: int, dataflow: str) -> ComputeStats:
+    """`compute_stats` of native mode in closed form, exact for any size (Python ints, no per-fold arrays).
+
+    The used rows of all row folds add up to Sr and the used columns of all column folds to Sc, so the folds'
+    PE-cycles sum to Sr x Sc x T and each operand's SRAM count is a product of a few dimensions.
+    """
+    row_folds, col_folds = fold_counts(sr, sc, rows, cols)
+    folds = row_folds * col_folds
+    per_fold = cycles_per_fold(rows, cols, t, dataflow, compat=False)
+    mapping = 100 * (sr * sc) / (rows * cols * folds)
+    util = 100 * (sr * sc * t) / (rows * cols * per_fold * folds)
+    streamed_rows, streamed_cols, stationary = t * sr * col_folds, t * sc * row_folds, sr * sc
+    if dataflow == "os":
+        counts = (streamed_rows, streamed_cols, stationary)
+    elif dataflow == "ws":
+        counts = (streamed_rows, stationary, streamed_cols)
+    else:
+        counts = (stationary, streamed_rows, streamed_cols)
+    return ComputeStats(folds, per_fold, mapping, util, *counts)

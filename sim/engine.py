@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from accelkit.sim.compute import fold_cycles, fold_grid, spatial_dims
-from accelkit.sim.hardware import Hardware
+from accelkit.sim.compute import cycles_per_fold, fold_counts, spatial_dims
+from accelkit.sim.hardware import Hardware, resolve_hardware
 from accelkit.sim.workloads import Conv, Gemm
 
 MODES = ("native", "compat")
@@ -51,11 +51,12 @@ def fold_schedule(m: int, n: int, k: int, hw: Hardware, *, mode: str = "native")
     """
     _check_mode(mode)
     sr, sc, t = spatial_dims(m, n, k, hw.dataflow)
-    grid = fold_grid(sr, sc, t, hw.rows, hw.cols)
-    cycles = fold_cycles(grid, hw.dataflow, mode == "compat")
-    for i in range(grid.count):
-        r0, r1 = int(grid.row_start[i]), int(grid.row_start[i] + grid.used_rows[i])
-        c0, c1 = int(grid.col_start[i]), int(grid.col_start[i] + grid.used_cols[i])
+    row_folds, col_folds = fold_counts(sr, sc, hw.rows, hw.cols)
+    cycles = cycles_per_fold(hw.rows, hw.cols, t, hw.dataflow, mode == "compat")
+    # Generated fold by fold (no arrays): a huge layer's schedule costs memory only for the folds consumed.
+    for i in range(row_folds * col_folds):
+        r0, c0 = (i % row_folds) * hw.rows, (i // row_folds) * hw.cols
+        r1, c1 = min(r0 + hw.rows, sr), min(c0 + hw.cols, sc)
         if hw.dataflow == "os":
             box = (r0, r1, c0, c1, 0, k)
         elif hw.dataflow == "ws":
@@ -129,9 +130,9 @@ def _check_mode(mode: str) -> None:
 
 
 def simulate_layer(
-    layer: Gemm | Conv, hw: Hardware, *, mode: str = "native", accumulate_on_chip: bool = False
+    layer: Gemm | Conv, hw: Hardware | str, *, mode: str = "native", accumulate_on_chip: bool = False
 ) -> LayerStats:
-    """Simulate one layer on `hw`.
+    """Simulate one layer on `hw`, a Hardware or a preset name ("tpu_v1", "eyeriss"), as `simulate` takes.
 
     compat: the layer must be expressible in SCALE-Sim 3.0.0 (batch 1, no padding, no groups; see
     `compat_engine.to_compat_layer`) and `hw` must use whole-number bandwidths and 1-byte words; the result equals
@@ -142,8 +143,11 @@ def simulate_layer(
     _check_mode(mode)
     if not isinstance(layer, (Gemm, Conv)):
         raise TypeError(f"layer must be a Gemm or Conv, got {type(layer).__name__}")
-    if not isinstance(hw, Hardware):
-        raise TypeError(f"hw must be a Hardware, got {type(hw).__name__}")
+    if not isinstance(hw, (Hardware, str)):
+        raise TypeError(f"hw must be a Hardware or a preset name, got {type(hw).__name__}")
+    hw = resolve_hardware(hw)
+    if not isinstance(accumulate_on_chip, bool):
+        raise TypeError(f"accumulate_on_chip must be a bool, got {type(accumulate_on_chip).__name__}")
     if mode == "compat":
         if accumulate_on_chip:
             raise ValueError("accumulate_on_chip is a native-mode feature; SCALE-Sim always spills partial sums")

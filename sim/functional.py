@@ -20,9 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from accelkit.sim.compute import fold_counts, spatial_dims
 from accelkit.sim.engine import fold_schedule
 from accelkit.sim.hardware import Hardware
-from accelkit.sim.workloads import Conv, Gemm
+from accelkit.sim.workloads import Conv, Gemm, show_int
 
 DATAFLOWS = ("os", "ws", "is")
 
@@ -306,11 +307,39 @@ def _direct_conv(layer: Conv, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out.reshape(layer.batch, ho, wo, layer.num_filters)
 
 
+# Functional mode holds every operand, its im2col and a float64 copy of each fold's tiles, and one Tile per fold:
+# 2^25 elements is 256 MiB as float64; ResNet-50's largest im2col (conv1: 12,544 x 147) is 1.8 M elements.
+FUNCTIONAL_MAX_ELEMENTS = 2**25
+FUNCTIONAL_MAX_FOLDS = 2**20
+
+
+def check_functional_size(layer: Gemm | Conv, hw: Hardware) -> None:
+    """Raise ValueError naming the layer and the size when functional mode would not fit in memory."""
+    dims = layer.gemms()
+    sizes = {
+        "A (im2col input)": dims.count * dims.m * dims.k,
+        "B (weights)": dims.count * dims.k * dims.n,
+        "C (outputs)": dims.count * dims.m * dims.n,
+    }
+    sr, sc, _ = spatial_dims(dims.m, dims.n, dims.k, hw.dataflow)
+    row_folds, col_folds = fold_counts(sr, sc, hw.rows, hw.cols)
+    checks = [(f"{name} elements", size, FUNCTIONAL_MAX_ELEMENTS) for name, size in sizes.items()]
+    checks.append(("folds", dims.count * row_folds * col_folds, FUNCTIONAL_MAX_FOLDS))
+    for what, value, limit in checks:
+        if value > limit:
+            raise ValueError(
+                f"functional mode: layer {layer.name!r} has {show_int(value)} {what}, over the {limit:,} it checks "
+                "in bounded memory; simulate it without functional mode"
+            )
+
+
 def verify_layer(
     layer: Gemm | Conv, hw: Hardware, *, mode: str = "native", seed: int = 0, cycle_level: bool = False
 ) -> int:
     """Run `layer` on random int8 data through the fold schedule and demand bit-exact agreement with the oracle;
-    returns the number of folds executed. Raises ScheduleError on a mismatch."""
+    returns the number of folds executed. Raises ScheduleError on a mismatch, ValueError when the layer is too big
+    to hold in memory (`check_functional_size`)."""
+    check_functional_size(layer, hw)
     a, b = random_operands(layer, np.int8, seed=seed)
     tiles = layer_tiles(layer, hw, mode=mode)
     array = Array(hw.rows, hw.cols, mode == "compat") if cycle_level else None

@@ -6,14 +6,40 @@ K = R*S*C/groups window elements and N = filters/groups.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
+
+# Sizes are exact Python ints everywhere in native mode, so any size would work; 2^63 - 1 (int64's largest) is
+# the cap so that every product the reports carry (MACs up to 2^189, words, cycles) still converts to a float
+# (largest about 2^1024) for utilisation, bandwidth and energy.
+MAX_SIZE = 2**63 - 1
+
+
+def check_int(owner: str, name: str, value: object, *, minimum: int, maximum: int = MAX_SIZE) -> int:
+    """`value` as a Python int in [minimum, maximum]; NumPy integers are accepted, bools and floats are not.
+    Raises TypeError or ValueError naming `owner.name`."""
+    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+        raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}")
+    number = operator.index(value)
+    if not minimum <= number <= maximum:
+        raise ValueError(f"{owner}.{name} must be an int in [{minimum}, {maximum}], got {show_int(number)}")
+    return number
+
+
+def show_int(number: int) -> str:
+    """`number` for an error message; a huge one by its size (str() refuses ints of over 4,300 digits)."""
+    return str(number) if number.bit_length() <= 128 else f"an int of {number.bit_length()} bits"
 
 
 def _check_ints(obj: object, names: tuple[str, ...], *, minimum: int) -> None:
     for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{type(obj).__name__}.{name} must be an int >= {minimum}, got {value!r}")
+        # Frozen dataclass: store the plain int (a NumPy integer would overflow in products such as M*N*K).
+        object.__setattr__(obj, name, check_int(type(obj).__name__, name, getattr(obj, name), minimum=minimum))
+
+
+def _check_name(obj: object) -> None:
+    if not isinstance(obj.name, str):
+        raise TypeError(f"{type(obj).__name__}.name must be a string, got {type(obj.name).__name__} {obj.name!r}")
 
 
 @dataclass(frozen=True)
@@ -36,8 +62,7 @@ class Gemm:
     k: int
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise ValueError(f"Gemm.name must be a string, got {self.name!r}")
+        _check_name(self)
         _check_ints(self, ("m", "n", "k"), minimum=1)
 
     @property
@@ -70,8 +95,7 @@ class Conv:
     groups: int = 1
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str):
-            raise ValueError(f"Conv.name must be a string, got {self.name!r}")
+        _check_name(self)
         _check_ints(
             self,
             (

@@ -84,23 +84,55 @@ def test_os_fold_cycles_compat_vs_native():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"),
+    ("kwargs", "field", "error"),
     [
-        (dict(rows=0), "rows"),
-        (dict(cols=2.5), "cols"),
-        (dict(dataflow="rs"), "dataflow"),
-        (dict(ifmap_sram_bytes=-1), "ifmap_sram_bytes"),
-        (dict(dram_bw_words_per_cycle=0.0), "dram_bw_words_per_cycle"),
-        (dict(ifmap_dram_bw_words_per_cycle=4.0), "dram_bw_words_per_cycle"),
-        (dict(clock_mhz=float("nan")), "clock_mhz"),
-        (dict(filter_offset=-5), "filter_offset"),
-        (dict(run_name=" "), "run_name"),
+        (dict(rows=0), "rows", ValueError),
+        (dict(cols=2.5), "cols", TypeError),
+        (dict(cols=True), "cols", TypeError),
+        (dict(rows=2**63), "rows", ValueError),
+        (dict(rows=10**5000), "rows", ValueError),
+        (dict(dataflow="rs"), "dataflow", ValueError),
+        (dict(dataflow=None), "dataflow", ValueError),
+        (dict(ifmap_sram_bytes=-1), "ifmap_sram_bytes", ValueError),
+        (dict(dram_bw_words_per_cycle=0.0), "dram_bw_words_per_cycle", ValueError),
+        (dict(dram_bw_words_per_cycle=1e-9), "dram_bw_words_per_cycle", ValueError),
+        (dict(dram_bw_words_per_cycle="8"), "dram_bw_words_per_cycle", TypeError),
+        (dict(ifmap_dram_bw_words_per_cycle=4.0), "dram_bw_words_per_cycle", ValueError),
+        (dict(clock_mhz=float("nan")), "clock_mhz", ValueError),
+        (dict(clock_mhz=1e-9), "clock_mhz", ValueError),
+        (dict(filter_offset=-5), "filter_offset", ValueError),
+        (dict(filter_offset=5.0), "filter_offset", TypeError),
+        (dict(run_name=" "), "run_name", ValueError),
+        (dict(energy=None), "energy", TypeError),
     ],
 )
-def test_hardware_validation_names_the_field(kwargs, field):
+def test_hardware_validation_names_the_field(kwargs, field, error):
     base = dict(rows=4, cols=4)
-    with pytest.raises(ValueError, match=field):
+    with pytest.raises(error, match=field):
         Hardware(**{**base, **kwargs})
+
+
+def test_numpy_numbers_are_accepted_as_plain_python_numbers():
+    hw = Hardware(np.int64(4), np.int32(8), dram_bw_words_per_cycle=np.float32(2.5))
+    assert type(hw.rows) is int and type(hw.cols) is int and type(hw.dram_bw_words_per_cycle) is float
+    gemm = Gemm("g", np.int64(2**40), np.uint32(7), np.int8(3))
+    assert type(gemm.m) is int and gemm.macs == 2**40 * 21
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "error"),
+    [
+        (lambda: Gemm(1e7, 5, 5, 5), "Gemm.name", TypeError),
+        (lambda: Gemm("g", 1e7, 5, 5), "Gemm.m", TypeError),
+        (lambda: Gemm("g", 5, 5, 2**63), "Gemm.k", ValueError),
+        (lambda: Conv("c", 8, 8, 3, 3, 1, 1, stride_w=1.0), "Conv.stride_w", TypeError),
+        (lambda: Conv("c", 8, 8, 3, 3, 1, 1, pad_h=-1), "Conv.pad_h", ValueError),
+        (lambda: EnergyTable(mac_pj=1e300), "EnergyTable.mac_pj", ValueError),
+    ],
+)
+def test_workload_validation_names_the_field(make, field, error):
+    with pytest.raises(error, match=field):
+        make()
 
 
 def test_energy_and_workload_validation():
@@ -158,3 +190,18 @@ def test_row_counts_match_the_dense_ofmap_demand(m, n, k, rows, cols, dataflow):
         after = nonzero[nonzero >= i]
         assert counts.next_write(i) == (int(after[0]) if after.size else geo.total_rows)
     assert counts.last_write() == int(nonzero[-1])
+
+
+@pytest.mark.parametrize(
+    ("layer", "hw", "what"),
+    [
+        (Gemm("big", 10**7, 10**3, 10**3), Hardware(128, 128), "cycles per fold"),
+        (Gemm("big", 2**40, 2**20, 2**20), Hardware(128, 128), "folds"),
+        (Gemm("big", 10**4, 10**4, 10**4), Hardware(128, 128, dram_bw_words_per_cycle=10), "SRAM reads"),
+        (Gemm("big", 8, 8, 8), Hardware(4, 4, ofmap_offset=2**62), "ofmap_offset"),
+    ],
+)
+def test_compat_refuses_layers_it_cannot_hold_in_memory(layer, hw, what):
+    with pytest.raises(ValueError, match=f"compat mode: .*'big'.*{what}"):
+        simulate_layer(layer, hw, mode="compat")
+    assert simulate_layer(layer, hw).total_cycles > 0
