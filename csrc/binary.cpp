@@ -5,7 +5,6 @@
 // in vector registers over the chunk. The x86 paths are compiled per function with target attributes and picked
 // at run time, so the build needs no -march flag.
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <vector>
 
@@ -29,8 +28,8 @@ namespace accelkit {
 namespace binary {
 namespace {
 
-// W panel budget: 256 KiB is half of the smallest L2 among recent x86 server cores (Zen 2-4: 512 KiB per core;
-// this machine's Zen 5 has 1 MiB), leaving room for the A rows and the output tile.
+// W panel budget: 256 KiB is half of a 512 KiB L2, the smallest per-core L2 among recent x86 server cores (larger
+// ones have 1-2 MiB), leaving room for the A rows and the output tile.
 constexpr int64_t kPanelBytes = 256 * 1024;
 // K chunk: MR = 4 rows of A x 2 KiB = 8 KiB, a quarter of a 32 KiB L1d, so A stays in L1 while W streams past.
 // 512 units = 16384 bits; K = 4096 (128 units) runs as one chunk. A multiple of 16 units (one zmm).
@@ -40,11 +39,12 @@ constexpr int64_t kChunkUnits = 512;
 constexpr int64_t kTileRows = 64;
 constexpr int kMaxMR = 4;
 constexpr int kNR = 4;
-// GEMMs of fewer unit-pairs (M x N x units) stay on the calling thread. At exactly this size, 64 x 64 x 1024 bits
-// = 4.2 M MACs (~3 us), two threads were measured 17% faster than one (1.57 vs 1.34 TMAC/s on the AVX-512 path).
+// GEMMs of fewer unit-pairs (M x N x units) stay on the calling thread: 2^17 unit-pairs are 4.2 M MACs, a few
+// microseconds for a core that retires one 512-bit VPOPCNTQ per cycle at 2-4 GHz, the same order as the fork/join
+// of an OpenMP region, so smaller problems cannot gain from a second thread. tests/kernels/test_binary_cpp.py covers both sides.
 constexpr int64_t kParallelWork = int64_t(1) << 17;
-// Packing of fewer elements stays on the calling thread. Measured on contiguous float32 rows of 1024: 65536
-// elements take 2.2 us on one thread and 1.7 us on two, 1 M elements 50 us and 25 us.
+// Packing of fewer elements stays on the calling thread: 65536 floats are 256 KiB, read in microseconds by one
+// core, again the order of an OpenMP fork/join.
 constexpr int64_t kParallelPackElements = int64_t(1) << 16;
 
 struct Panel {
@@ -233,14 +233,15 @@ __attribute__((target("avx512f"), always_inline)) inline __m512i reduce8(const _
 }
 
 // 4 x 4 tile of zmm accumulators: per 16 units, 8 loads, 16 xor/and, 16 VPOPCNTQ and 16 adds for 16 x 512 MACs.
-// 16 accumulators + 4 A + 1 W + temporaries stay within the 32 zmm registers. That is 48 ALU ops per step; this
-// core issues 4 of them per cycle (measured: 16 independent VPADDQ or VPXORQ zmm take 4 cycles, 16 VPOPCNTQ take 8),
-// so the step costs at least 12 cycles and the tile peaks at 8192 / 12 = 683 MACs per cycle. Leftover rows
-// (M not a multiple of 4, and M = 1 matrix-vector products) run a 1 x 4 tile instead of recomputing copies.
+// 16 accumulators + 4 A + 1 W + temporaries stay within the 32 zmm registers. 8 loads feed 48 ALU ops, so the tile
+// is bound by the vector ALUs, not by L1: at P zmm ALU ops per cycle a step takes at least 48 / P cycles, and
+// 8192 MACs per step give 8192 P / 48 MACs per cycle. bench/binary_gemm.py measures the VPOPCNTQ rate instead of
+// assuming P. Leftover rows (M not a multiple of 4, and M = 1 matrix-vector products) run a 1 x 4 tile instead of
+// recomputing copies.
 constexpr int kAvx512Rows = 4;
 
-// Masked loads cost this Zen 5 about a third more per step (18.3 vs 13.7 cycles in a loop of 8 loads and 48 ALU
-// ops), so only the tail vector uses them.
+// Masked loads cost more than plain ones on some cores (an extra mask-merge uop per load), so only the tail vector
+// of a row uses them.
 template <bool kXor, int MR, bool kInit, bool kMasked>
 __attribute__((target("avx512f,avx512vpopcntdq"), always_inline)) inline void step_avx512(
     const Panel& p, const uint32_t* const* w, int64_t u, __mmask16 mask, __m512i (&acc)[MR][kNR]) {
@@ -343,11 +344,26 @@ int64_t row_popcount(const uint32_t* s, int64_t units) {
   return row_popcount_plain(s, units);
 }
 
+// int32 dot products -> float32 in place (same 4 bytes), for one finished tile while it is still in cache. memcpy
+// keeps the int32/float type punning defined; compilers turn it into vector converts.
+void tile_to_float(int32_t* out, int64_t ldo, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    int32_t* row = out + i * ldo;
+    for (int64_t j = j0; j < j1; ++j) {
+      int32_t v;
+      std::memcpy(&v, row + j, sizeof v);
+      const float f = static_cast<float>(v);
+      std::memcpy(row + j, &f, sizeof f);
+    }
+  }
+}
+
 Status gemm(bool is_xor, const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units,
-            const int64_t* bias, int32_t* out, Isa isa) {
+            const int64_t* bias, int32_t* out, Isa isa, bool to_float = false) {
   if (m == 0 || n == 0) return Status::ok;
   if (units == 0) {
     for (int64_t i = 0; i < m; ++i) std::fill(out + i * n, out + (i + 1) * n, static_cast<int32_t>(bias[i]));
+    if (to_float) tile_to_float(out, n, 0, m, 0, n);
     return Status::ok;
   }
   const Path path = path_for(isa);
@@ -363,8 +379,8 @@ Status gemm(bool is_xor, const uint32_t* a, const uint32_t* w, int64_t m, int64_
   const int64_t n_blocks = (n + nc - 1) / nc;
   const int64_t tiles = m_blocks * n_blocks;
   const bool parallel = threads > 1 && tiles > 1 && m * n * units >= kParallelWork;
-  // Tile index -> (A block fastest), so tiles handed out together share a W panel. Dynamic, because the 2 cores
-  // here are shared: with a static split the whole GEMM waits for whichever thread another process slows down.
+  // Tile index -> (A block fastest), so tiles handed out together share a W panel. Dynamic, because cores may be
+  // shared with other processes: with a static split the whole GEMM waits for whichever thread is slowed down.
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t mb = t % m_blocks, nb = t / m_blocks;
@@ -390,8 +406,28 @@ Status gemm(bool is_xor, const uint32_t* a, const uint32_t* w, int64_t m, int64_
         i0 += p.mr;
       }
     }
+    if (to_float) tile_to_float(out, n, mb * kTileRows, i_end, p.n0, p.n1);
   }
   return Status::ok;
+}
+
+// True when no row of x has a padding bit (past k) set; reads only the units that hold padding, 1 or 2 per row.
+bool padding_clear(const uint32_t* x, int64_t rows, int64_t units, int64_t k) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t u = k / 32; u < units; ++u)
+      if (x[r * units + u] & ~unit_mask(u, k)) return false;
+  return true;
+}
+
+// x itself when its padding is clear (the case for everything pack_bits wrote), else a copy in `copy` with the
+// padding cleared: M + N reads to check, and a copy (O((M + N) K), against the GEMM's O(M N K)) only when needed.
+const uint32_t* without_padding(const uint32_t* x, int64_t rows, int64_t units, int64_t k,
+                                std::vector<uint32_t>& copy) {
+  if (padding_clear(x, rows, units, k)) return x;
+  copy.assign(x, x + rows * units);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t u = k / 32; u < units; ++u) copy[r * units + u] &= unit_mask(u, k);
+  return copy.data();
 }
 
 bool gemm_args_ok(const void* a, const void* w, int64_t m, int64_t n, int64_t units, const int32_t* out) {
@@ -527,12 +563,26 @@ Status pack_f64(const double* x, int64_t rows, int64_t k, int64_t row_stride, in
   return pack(x, rows, k, row_stride, col_stride, out, word_bits, isa);
 }
 
-Status xnor_gemm(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k, int32_t* out,
-                 Isa isa) {
+// Both xnor entry points: checks, then the padding cleared where it is set, then the GEMM.
+static Status xnor(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k, int32_t* out,
+                   Isa isa, bool to_float) {
   if (!gemm_args_ok(a, w, m, n, units, out) || k < 0 || k > 32 * units || k > INT32_MAX) return Status::bad_argument;
   if (!isa_supported(isa)) return Status::unsupported_isa;
   const std::vector<int64_t> bias(static_cast<size_t>(m), k);
-  return gemm(true, a, w, m, n, units, bias.data(), out, isa);
+  std::vector<uint32_t> a_copy, w_copy;
+  a = without_padding(a, m, units, k, a_copy);
+  w = without_padding(w, n, units, k, w_copy);
+  return gemm(true, a, w, m, n, units, bias.data(), out, isa, to_float);
+}
+
+Status xnor_gemm(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k, int32_t* out,
+                 Isa isa) {
+  return xnor(a, w, m, n, units, k, out, isa, false);
+}
+
+Status xnor_gemm_f32(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k,
+                     float* out, Isa isa) {
+  return xnor(a, w, m, n, units, k, reinterpret_cast<int32_t*>(out), isa, true);
 }
 
 Status spike_gemm(const uint32_t* s, const uint32_t* w, int64_t m, int64_t n, int64_t units, int32_t* out, Isa isa) {
@@ -542,58 +592,6 @@ Status spike_gemm(const uint32_t* s, const uint32_t* w, int64_t m, int64_t n, in
   std::vector<int64_t> bias(static_cast<size_t>(m));
   for (int64_t i = 0; i < m; ++i) bias[i] = row_popcount(s + i * units, units);
   return gemm(false, s, w, m, n, units, bias.data(), out, isa);
-}
-
-double measure_clock_hz() {
-#if ACCELKIT_X86 && defined(__x86_64__)
-  using clock = std::chrono::steady_clock;
-  // 1000 dependent register adds per block, 1 cycle each. Register (not immediate) operands, because some cores
-  // fold chains of add-immediate at rename and would retire them faster than one per cycle.
-  constexpr int kBlocks = 20000;
-  double best = 0.0;
-  for (int trial = 0; trial < 5; ++trial) {
-    uint64_t x = 0, one = 1;
-    const auto t0 = clock::now();
-    for (int b = 0; b < kBlocks; ++b) asm volatile(".rept 1000\n\taddq %1, %0\n\t.endr" : "+r"(x) : "r"(one));
-    const double s = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::max(best, 1000.0 * kBlocks / s);
-  }
-  return best;
-#else
-  return 0.0;
-#endif
-}
-
-#if ACCELKIT_X86 && defined(__x86_64__)
-__attribute__((target("avx512f,avx512vpopcntdq"))) static double vpopcntq_rate() {
-  using clock = std::chrono::steady_clock;
-  // 12 independent chains: enough to cover a 2-4 cycle latency on 2-4 pipes; the register operand form keeps
-  // loads out of the measurement.
-  constexpr int kBlocks = 20000;
-  double best = 0.0;
-  for (int trial = 0; trial < 5; ++trial) {
-    const auto t0 = clock::now();
-    for (int b = 0; b < kBlocks; ++b)
-      asm volatile(
-          ".rept 10\n\t"
-          "vpopcntq %%zmm0, %%zmm0\n\tvpopcntq %%zmm1, %%zmm1\n\tvpopcntq %%zmm2, %%zmm2\n\t"
-          "vpopcntq %%zmm3, %%zmm3\n\tvpopcntq %%zmm4, %%zmm4\n\tvpopcntq %%zmm5, %%zmm5\n\t"
-          "vpopcntq %%zmm6, %%zmm6\n\tvpopcntq %%zmm7, %%zmm7\n\tvpopcntq %%zmm8, %%zmm8\n\t"
-          "vpopcntq %%zmm9, %%zmm9\n\tvpopcntq %%zmm10, %%zmm10\n\tvpopcntq %%zmm11, %%zmm11\n\t"
-          ".endr" ::
-              : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11");
-    const double s = std::chrono::duration<double>(clock::now() - t0).count();
-    best = std::max(best, 120.0 * kBlocks / s);
-  }
-  return best;
-}
-#endif
-
-double measure_vpopcntq_per_second() {
-#if ACCELKIT_X86 && defined(__x86_64__)
-  if (isa_supported(Isa::avx512)) return vpopcntq_rate();
-#endif
-  return 0.0;
 }
 
 }  // namespace binary

@@ -8,7 +8,13 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 #include <string>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #include "accelkit/binary.h"
 #include "accelkit/cpu_features.h"
@@ -138,42 +144,53 @@ struct GemmOperands {
   int word_bits;
 };
 
-// Shared checks of the packed GEMMs: a [M, W] and w [N, W] words of one width, contiguous; out int32 [M, N].
-GemmOperands gemm_operands(const py::object& a_obj, const py::object& w_obj, const py::object& out_obj,
-                           const std::string& a_name) {
-  GemmOperands g{as_array(a_obj, a_name), as_array(w_obj, "w_bits"), as_array(out_obj, "out"), 0, 0, 0, 0, 0};
+// Checks of the packed GEMM inputs: a [M, W] and w [N, W] words of one width, contiguous.
+GemmOperands gemm_inputs(const py::object& a_obj, const py::object& w_obj, const std::string& a_name) {
+  GemmOperands g{as_array(a_obj, a_name), as_array(w_obj, "w_bits"), py::array(), 0, 0, 0, 0, 0};
   g.word_bits = word_bits_of(g.a, a_name);
   if (word_bits_of(g.w, "w_bits") != g.word_bits)
     fail("w_bits dtype " + dtype_str(g.w) + " and " + a_name + " dtype " + dtype_str(g.a) + " differ in word size");
   require_contiguous(g.a, a_name);
   require_contiguous(g.w, "w_bits");
-  require_int32(g.out, "out");
-  require_output(g.out, "out");
   g.m = g.a.shape(0);
   g.n = g.w.shape(0);
   g.words = g.a.shape(1);
   if (g.w.shape(1) != g.words)
     fail("w_bits has " + std::to_string(g.w.shape(1)) + " words per row but " + a_name + " has " +
          std::to_string(g.words));
+  g.units = g.words * (g.word_bits / 32);
+  if (32 * g.units > INT32_MAX) fail(a_name + " rows hold more bits than an int32 result can count");
+  return g;
+}
+
+// The inputs' checks, and out int32 [M, N], writeable, overlapping neither input.
+GemmOperands gemm_operands(const py::object& a_obj, const py::object& w_obj, const py::object& out_obj,
+                           const std::string& a_name) {
+  GemmOperands g = gemm_inputs(a_obj, w_obj, a_name);
+  g.out = as_array(out_obj, "out");
+  require_int32(g.out, "out");
+  require_output(g.out, "out");
   if (g.out.shape(0) != g.m || g.out.shape(1) != g.n)
     fail("out must have shape (" + std::to_string(g.m) + ", " + std::to_string(g.n) + "), got " + shape_str(g.out));
   require_disjoint(g.out, g.a, "out", a_name);
   require_disjoint(g.out, g.w, "out", "w_bits");
-  g.units = g.words * (g.word_bits / 32);
-  if (32 * g.units > INT32_MAX) fail(a_name + " rows hold more bits than an int32 result can count");
   return g;
+}
+
+// k must need exactly W words, or padding bits would be counted as elements (or elements as padding).
+void check_k(const GemmOperands& g, int64_t k) {
+  if (k < 0 || k > g.words * g.word_bits || (g.words > 0 && k <= (g.words - 1) * g.word_bits))
+    fail("k = " + std::to_string(k) + " does not fit a_bits with " + std::to_string(g.words) + " words of " +
+         std::to_string(g.word_bits) + " bits: need " + std::to_string(std::max<int64_t>(0, g.words - 1)) + " * " +
+         std::to_string(g.word_bits) + (g.words > 0 ? " < k <= " : " = k = ") +
+         std::to_string(g.words * g.word_bits));
 }
 
 void binary_gemm(const py::object& a_obj, const py::object& w_obj, int64_t k, const py::object& out_obj,
                  const std::string& isa_name) {
   GemmOperands g = gemm_operands(a_obj, w_obj, out_obj, "a_bits");
   const ab::Isa isa = parse_isa(isa_name);
-  // k must need exactly W words, or padding bits would be counted as elements (or elements as padding).
-  if (k < 0 || k > g.words * g.word_bits || (g.words > 0 && k <= (g.words - 1) * g.word_bits))
-    fail("k = " + std::to_string(k) + " does not fit a_bits with " + std::to_string(g.words) + " words of " +
-         std::to_string(g.word_bits) + " bits: need " + std::to_string(std::max<int64_t>(0, g.words - 1)) + " * " +
-         std::to_string(g.word_bits) + (g.words > 0 ? " < k <= " : " = k = ") +
-         std::to_string(g.words * g.word_bits));
+  check_k(g, k);
   const auto* a = static_cast<const uint32_t*>(g.a.data());
   const auto* w = static_cast<const uint32_t*>(g.w.data());
   auto* out = static_cast<int32_t*>(g.out.mutable_data());
@@ -183,6 +200,66 @@ void binary_gemm(const py::object& a_obj, const py::object& w_obj, int64_t k, co
     status = ab::xnor_gemm(a, w, g.m, g.n, g.units, k, out, isa);
   }
   check_status(status, "binary_gemm");
+}
+
+// Result buffers of 2 MiB and more are 2 MiB aligned and marked for transparent huge pages: a fresh 64 MiB result
+// then costs 32 page faults instead of 16384 of 4 KiB, each fault a kernel entry and a page to zero, and the GEMM
+// that writes it in tiles misses the TLB 512 times less often. Where THP is off, madvise is a no-op.
+void* alloc_result(size_t bytes) {
+  constexpr size_t kHuge = size_t(2) << 20;
+  void* p = nullptr;
+#if defined(__unix__) || defined(__APPLE__)
+  if (bytes >= kHuge) {
+    const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    if (posix_memalign(&p, kHuge, rounded) != 0) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+    madvise(p, rounded, MADV_HUGEPAGE);
+#endif
+    return p;
+  }
+#endif
+  p = std::malloc(std::max<size_t>(bytes, 1));
+  if (p == nullptr) throw std::bad_alloc();
+  return p;
+}
+
+// A new C-contiguous [rows, cols] array of T that owns its buffer (freed when the last view of it goes, torch
+// tensors made by torch.from_numpy included).
+template <typename T>
+py::array_t<T> new_result(int64_t rows, int64_t cols) {
+  void* buffer = alloc_result(static_cast<size_t>(rows) * static_cast<size_t>(cols) * sizeof(T));
+  py::capsule owner(buffer, [](void* p) { std::free(p); });
+  return py::array_t<T>({rows, cols}, static_cast<T*>(buffer), owner);
+}
+
+// binary_gemm into a new result of `dtype` ("int32", or "float32" converted tile by tile inside the GEMM).
+py::array binary_gemm_new(const py::object& a_obj, const py::object& w_obj, int64_t k, const std::string& dtype,
+                          const std::string& isa_name) {
+  GemmOperands g = gemm_inputs(a_obj, w_obj, "a_bits");
+  const ab::Isa isa = parse_isa(isa_name);
+  check_k(g, k);
+  if (dtype != "int32" && dtype != "float32") fail("dtype must be 'int32' or 'float32', got '" + dtype + "'");
+  const auto* a = static_cast<const uint32_t*>(g.a.data());
+  const auto* w = static_cast<const uint32_t*>(g.w.data());
+  ab::Status status;
+  if (dtype == "float32") {
+    auto out = new_result<float>(g.m, g.n);
+    float* data = out.mutable_data();
+    {
+      py::gil_scoped_release release;
+      status = ab::xnor_gemm_f32(a, w, g.m, g.n, g.units, k, data, isa);
+    }
+    check_status(status, "binary_gemm_new");
+    return out;
+  }
+  auto out = new_result<int32_t>(g.m, g.n);
+  int32_t* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    status = ab::xnor_gemm(a, w, g.m, g.n, g.units, k, data, isa);
+  }
+  check_status(status, "binary_gemm_new");
+  return out;
 }
 
 void spike_gemm(const py::object& s_obj, const py::object& w_obj, const py::object& out_obj,
@@ -222,7 +299,11 @@ PYBIND11_MODULE(_C, m) {
   m.def("binary_gemm", &binary_gemm, py::arg("a_bits"), py::arg("w_bits"), py::arg("k"), py::arg("out"),
         py::arg("isa") = "auto",
         "out[i, j] = k - 2 * popcount(a_bits[i] xor w_bits[j]): the +-1 dot products of packed rows "
-        "(a_bits [M, W], w_bits [N, W], 32- or 64-bit words; out int32 [M, N]).");
+        "(a_bits [M, W], w_bits [N, W], 32- or 64-bit words; out int32 [M, N]). Padding bits past k are ignored.");
+  m.def("binary_gemm_new", &binary_gemm_new, py::arg("a_bits"), py::arg("w_bits"), py::arg("k"),
+        py::arg("dtype") = "int32", py::arg("isa") = "auto",
+        "binary_gemm into a new [M, N] array of dtype 'int32' or 'float32' (the cast fused into the GEMM; exact "
+        "for k <= 2^24), allocated in 2 MiB huge pages where the OS has them.");
   m.def("spike_gemm", &spike_gemm, py::arg("s_bits"), py::arg("w_bits"), py::arg("out"), py::arg("isa") = "auto",
         "out[i, j] = popcount(s_bits[i]) - 2 * popcount(s_bits[i] and w_bits[j]): spikes (bit 1 = spike) times "
         "+-1 weights (bit 1 = -1).");
@@ -236,17 +317,24 @@ PYBIND11_MODULE(_C, m) {
   });
   m.def(
       "binary_peak_probe",
-      [] {
-        double clock = 0.0, rate = 0.0;
+      [](int threads) {
+        if (threads < 0) fail("threads must be >= 0 (0: the OpenMP default), got " + std::to_string(threads));
+        if (threads == 0) threads = accelkit::max_threads();
+        double clock = 0.0, rate = 0.0, rate_all = 0.0;
         {
           py::gil_scoped_release release;
           clock = ab::measure_clock_hz();
           rate = ab::measure_vpopcntq_per_second();
+          rate_all = ab::measure_vpopcntq_per_second_parallel(threads);
         }
         py::dict d;
         d["clock_hz"] = clock;
         d["vpopcntq_per_second"] = rate;
+        d["threads"] = threads;
+        d["vpopcntq_per_second_all_threads"] = rate_all;
         return d;
       },
-      "Measured core clock (dependent-add chain) and single-core VPOPCNTQ zmm rate; 0 where unavailable.");
+      py::arg("threads") = 0,
+      "Measured core clock (dependent-add chain), the VPOPCNTQ zmm rate of one thread, and the aggregate rate of "
+      "`threads` threads running the probe at once; 0 where unavailable.");
 }

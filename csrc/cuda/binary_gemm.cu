@@ -9,6 +9,7 @@ namespace {
 
 using accelkit::binary::popcount32;
 using accelkit::binary::sign_bit;
+using accelkit::binary::unit_mask;
 
 // GEMM tile: 64 x 64 outputs per block of 16 x 16 threads, each thread a 4 x 4 register tile at rows ty + 16 i and
 // columns tx + 16 j. A K step stages 32 units (1024 bits) of 64 rows of each operand in shared memory: 2 x 64 x 33
@@ -49,11 +50,14 @@ __device__ void gemm_tile(const unsigned int* a, const unsigned int* w, int* out
   int fired[kPerThread] = {};
   for (long long u0 = 0; u0 < units; u0 += kStep) {
     const long long u = u0 + lane;
+    // Padding bits past k are cleared in both operands, so whatever they hold they xor to 0 and every result stays
+    // in [-k, k]. The spike form has no k: its padding is the caller's to keep 0.
+    const unsigned int keep = kXor ? unit_mask(u, k) : 0xFFFFFFFFu;
     for (int r = warp; r < kTile; r += 8) {
       // Units past the row end or rows past the matrix load 0, which adds nothing to any popcount below.
       const int ra = row0 + r, rw = col0 + r;
-      as[r][lane] = ra < m && u < units ? a[static_cast<long long>(ra) * units + u] : 0u;
-      ws[r][lane] = rw < n && u < units ? w[static_cast<long long>(rw) * units + u] : 0u;
+      as[r][lane] = ra < m && u < units ? a[static_cast<long long>(ra) * units + u] & keep : 0u;
+      ws[r][lane] = rw < n && u < units ? w[static_cast<long long>(rw) * units + u] & keep : 0u;
     }
     __syncthreads();
 #pragma unroll 4

@@ -1,57 +1,80 @@
-"""CuPy launchers for the CUDA C binary kernels in csrc/cuda/binary_gemm.cu.
+"""CuPy launchers for the CUDA C binary kernels in csrc/cuda/binary_gemm.cu (the ops' backend="cuda").
 
 Inputs are torch CUDA tensors or CuPy arrays; the result has the type of the first input. CuPy is imported on first
-use and compiles the .cu file once with NVRTC, with -I csrc/include for accelkit/binary.h. Words are int32 (32-bit)
-or int64 (64-bit) bit patterns, as in kernels/binary/cpu.py; the kernels read every row as 32-bit units.
+use and compiles the .cu file once with NVRTC, with -I on the headers that accelkit._sources resolves (the checkout's
+csrc/ or the wheel's accelkit/_csrc/). Words are int32 (32-bit) or int64 (64-bit) bit patterns, as in
+kernels/binary/cpu.py; the kernels read every row as 32-bit units.
+
+Ordering: for torch inputs every CuPy call that allocates, copies or launches (ascontiguousarray, astype, empty,
+the kernels) runs inside `cupy.cuda.ExternalStream(torch's current stream)`, so it is ordered after the torch ops
+that produced the inputs and before the torch ops that read the result.
 """
 
+import contextlib
 import functools
 import math
-from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parents[2]
-_SOURCE = _ROOT / "csrc" / "cuda" / "binary_gemm.cu"
-_INCLUDE = _ROOT / "csrc" / "include"
+from accelkit._sources import cuda_source, include_dir
+from accelkit.kernels._common.words import check_k, check_word_bits, num_words, word_bits_of
+
 _TILE = 64  # outputs per block side; must match kTile in binary_gemm.cu
 _PACK_THREADS = 256  # 8 warps, one 32-bit unit per warp per iteration
 _GEMM_THREADS = 256  # 16 x 16 threads, each 4 x 4 outputs
+_GRID_Y_MAX = 65535  # CUDA's limit on gridDim.y
+_INT32_MAX = 2**31 - 1  # m and n reach the kernels as int
+
+
+def _cupy():
+    from accelkit._optional import require
+
+    return require("cupy", feature="the CUDA C binary kernels (backend='cuda')")
 
 
 @functools.cache
 def _module():
-    import cupy
-
-    return cupy.RawModule(code=_SOURCE.read_text(), options=(f"-I{_INCLUDE}", "--std=c++17"))
+    cupy = _cupy()
+    source = cuda_source("binary_gemm.cu")
+    return cupy.RawModule(code=source.read_text(), options=(f"-I{include_dir()}", "--std=c++17"))
 
 
 def _kernel(name: str):
     return _module().get_function(name)
 
 
-def _as_cupy(x, name: str):
-    """(cupy array, is_torch, torch stream or None) without copying."""
-    import cupy
-
+def _torch_stream(x):
+    """torch's current stream on x's device when x is a torch CUDA tensor; None for a CuPy array."""
+    cupy = _cupy()
     if isinstance(x, cupy.ndarray):
-        return x, False, None
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - cupy-only installs
-        torch = None
-    if torch is not None and isinstance(x, torch.Tensor):
-        if not x.is_cuda:
-            raise ValueError(f"{name} must be on a CUDA device, got {x.device}")
-        return cupy.asarray(x.detach()), True, torch.cuda.current_stream(x.device)
-    raise ValueError(f"{name} must be a torch CUDA tensor or a cupy array, got {type(x).__name__}")
+        return None
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch CUDA tensor or a cupy array, got {type(x).__name__}")
+    if not x.is_cuda:
+        raise ValueError(f"expected a CUDA tensor, got device {x.device}")
+    return torch.cuda.current_stream(x.device)
 
 
-def _stream(torch_stream):
-    import cupy
-
-    # Run on torch's current stream so the kernel orders after the ops that produced a torch input.
+def _on_stream(torch_stream):
+    """The stream context every CuPy call of a launch runs in: torch's stream for torch inputs, else CuPy's own."""
+    cupy = _cupy()
     if torch_stream is None:
-        return cupy.cuda.get_current_stream()
-    return cupy.cuda.ExternalStream(torch_stream.cuda_stream)
+        return contextlib.nullcontext()
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, torch_stream.device.index)
+
+
+def _as_cupy(x, name: str):
+    """x as a CuPy array without a copy (torch tensors through DLPack/CUDA array interface)."""
+    cupy = _cupy()
+    if isinstance(x, cupy.ndarray):
+        return x
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch CUDA tensor or a cupy array, got {type(x).__name__}")
+    if not x.is_cuda:
+        raise ValueError(f"{name} must be on a CUDA device, got {x.device}")
+    return cupy.asarray(x.detach())
 
 
 def _result(out, is_torch: bool):
@@ -62,44 +85,6 @@ def _result(out, is_torch: bool):
     return out
 
 
-def _word_bits(x, name: str) -> int:
-    bits = {4: 32, 8: 64}.get(x.dtype.itemsize) if x.dtype.kind in "iu" else None
-    if bits is None:
-        raise ValueError(f"{name} must hold 32- or 64-bit integer words, got {x.dtype}")
-    return bits
-
-
-def binary_pack_cuda(x, word_bits: int = 32):
-    """Sign bits of x [..., K] packed along K into [..., ceil(K / word_bits)] int32 or int64 words. float16 and
-    bfloat16 convert to float32 first, which keeps every sign and NaN."""
-    import cupy
-
-    if word_bits not in (32, 64):
-        raise ValueError(f"word_bits must be 32 or 64, got {word_bits}")
-    xc, is_torch, torch_stream = _as_cupy(x.float() if _is_half_torch(x) else x, "x")
-    if xc.dtype == cupy.float16:
-        xc = xc.astype(cupy.float32)
-    if xc.dtype not in (cupy.float32, cupy.float64) or xc.ndim < 1:
-        raise ValueError(f"x must be floating point with at least one dimension, got {xc.dtype} {xc.shape}")
-    k = xc.shape[-1]
-    lead = xc.shape[:-1]
-    rows = xc if xc.ndim == 2 else xc.reshape(math.prod(lead), k)
-    words = -(-k // word_bits)
-    units = words * (word_bits // 32)
-    out = cupy.empty((rows.shape[0], units), dtype=cupy.uint32)
-    total = rows.shape[0] * units
-    if total:
-        name = "accelkit_binary_pack_f32" if xc.dtype == cupy.float32 else "accelkit_binary_pack_f64"
-        row_stride, col_stride = (s // rows.itemsize for s in rows.strides)
-        # The kernel loops over units with a grid stride, so the grid can stay under CUDA's 65535 cap on old GPUs.
-        blocks = min(-(-total // (_PACK_THREADS // 32)), 65535)
-        args = (rows, cupy.int64(rows.shape[0]), cupy.int64(k), cupy.int64(row_stride), cupy.int64(col_stride))
-        with _stream(torch_stream):
-            _kernel(name)((blocks,), (_PACK_THREADS,), (*args, out, cupy.int64(units)))
-    words_dtype = cupy.int32 if word_bits == 32 else cupy.int64
-    return _result(out.view(words_dtype).reshape(*lead, words), is_torch)
-
-
 def _is_half_torch(x) -> bool:
     if type(x).__module__.split(".")[0] != "torch":
         return False
@@ -108,38 +93,73 @@ def _is_half_torch(x) -> bool:
     return x.dtype in (torch.float16, torch.bfloat16)
 
 
-def _gemm(a_bits, w_bits, name: str, a_name: str, k: int | None):
-    import cupy
+def binary_pack_cuda(x, word_bits: int = 32):
+    """Sign bits of x [..., K] packed along K into [..., ceil(K / word_bits)] int32 or int64 words. float16 and
+    bfloat16 convert to float32 first, which keeps every sign and NaN."""
+    cupy = _cupy()
+    word_bits = check_word_bits(word_bits)
+    torch_stream = _torch_stream(x)
+    with _on_stream(torch_stream):
+        xc = _as_cupy(x.float() if _is_half_torch(x) else x, "x")
+        if xc.dtype == cupy.float16:
+            xc = xc.astype(cupy.float32)
+        if xc.dtype not in (cupy.float32, cupy.float64):
+            raise ValueError(f"x must be floating point, got {xc.dtype}")
+        if xc.ndim < 1:
+            raise ValueError(f"x must have at least 1 dims, got shape {xc.shape}")
+        k = xc.shape[-1]
+        lead = xc.shape[:-1]
+        rows = xc if xc.ndim == 2 else xc.reshape(math.prod(lead), k)
+        words = num_words(k, word_bits)
+        units = words * (word_bits // 32)
+        out = cupy.empty((rows.shape[0], units), dtype=cupy.uint32)
+        total = rows.shape[0] * units
+        if total:
+            name = "accelkit_binary_pack_f32" if xc.dtype == cupy.float32 else "accelkit_binary_pack_f64"
+            row_stride, col_stride = (s // rows.itemsize for s in rows.strides)
+            # The kernel loops over units with a grid stride, so the grid can stay under CUDA's 65535 cap.
+            blocks = min(-(-total // (_PACK_THREADS // 32)), 65535)
+            args = (rows, cupy.int64(rows.shape[0]), cupy.int64(k), cupy.int64(row_stride), cupy.int64(col_stride))
+            _kernel(name)((blocks,), (_PACK_THREADS,), (*args, out, cupy.int64(units)))
+        words_dtype = cupy.int32 if word_bits == 32 else cupy.int64
+        return _result(out.view(words_dtype).reshape(*lead, words), torch_stream is not None)
 
-    a, is_torch, torch_stream = _as_cupy(a_bits, a_name)
-    w, _, _ = _as_cupy(w_bits, "w_bits")
-    bits = _word_bits(a, a_name)
-    if _word_bits(w, "w_bits") != bits:
-        raise ValueError(f"w_bits dtype {w.dtype} and {a_name} dtype {a.dtype} differ in word size")
-    if w.ndim != 2 or a.ndim < 1 or a.shape[-1] != w.shape[1]:
-        raise ValueError(f"w_bits must be [N, W] with W = {a_name}.shape[-1], got {w.shape} and {a.shape}")
-    words = w.shape[1]
-    if k is not None and not (0 <= k <= words * bits and (words == 0 or k > (words - 1) * bits)):
-        raise ValueError(f"k = {k} does not fit {words} words of {bits} bits")
-    lead = a.shape[:-1]
-    rows = cupy.ascontiguousarray(a.reshape(math.prod(lead), words))
-    w = cupy.ascontiguousarray(w)
-    m, n = rows.shape[0], w.shape[0]
-    grid = (-(-n // _TILE), -(-m // _TILE))
-    if grid[1] > 65535:
-        raise ValueError(f"{a_name} has {m} rows; this launcher handles at most {65535 * _TILE}")
-    out = cupy.empty((m, n), dtype=cupy.int32)
-    if m and n:
-        args = (rows, w, out, cupy.int32(m), cupy.int32(n), cupy.int64(words * bits // 32))
-        extra = () if k is None else (cupy.int32(k),)
-        with _stream(torch_stream):
+
+def _gemm(a_bits, w_bits, name: str, a_name: str, k):
+    cupy = _cupy()
+    torch_stream = _torch_stream(a_bits)
+    with _on_stream(torch_stream):
+        a = _as_cupy(a_bits, a_name)
+        w = _as_cupy(w_bits, "w_bits")
+        bits = word_bits_of(a.dtype, a_name)
+        if word_bits_of(w.dtype, "w_bits") != bits:
+            raise ValueError(f"w_bits dtype {w.dtype} and {a_name} dtype {a.dtype} differ in word size")
+        if a.ndim < 1:
+            raise ValueError(f"{a_name} must have at least 1 dims, got shape {a.shape}")
+        if w.ndim != 2 or a.shape[-1] != w.shape[1]:
+            raise ValueError(f"w_bits must be [N, W] with W = {a_name}.shape[-1], got {w.shape} and {a.shape}")
+        words = w.shape[1]
+        if k is not None:
+            k = check_k(k, words, bits)
+        lead = a.shape[:-1]
+        m, n = math.prod(lead), w.shape[0]
+        grid = (-(-n // _TILE), -(-m // _TILE))
+        if grid[1] > _GRID_Y_MAX or n > _INT32_MAX:
+            raise ValueError(f"{a_name} has {m} rows; this launcher handles at most {_GRID_Y_MAX * _TILE}")
+        rows = cupy.ascontiguousarray(a.reshape(m, words))
+        w = cupy.ascontiguousarray(w)
+        out = cupy.empty((m, n), dtype=cupy.int32)
+        if m and n:
+            args = (rows, w, out, cupy.int32(m), cupy.int32(n), cupy.int64(words * bits // 32))
+            extra = () if k is None else (cupy.int32(k),)
             _kernel(name)(grid, (_GEMM_THREADS,), (*args, *extra))
-    return _result(out.reshape(*lead, n), is_torch)
+        return _result(out.reshape(*lead, n), torch_stream is not None)
 
 
 def binary_gemm_cuda(a_bits, w_bits, k: int):
-    """k - 2 * popcount(a xor w): a_bits [..., W], w_bits [N, W] -> int32 [..., N]."""
-    return _gemm(a_bits, w_bits, "accelkit_binary_gemm", "a_bits", int(k))
+    """k - 2 * popcount(a xor w): a_bits [..., W], w_bits [N, W] -> int32 [..., N]. Padding bits past k are
+    ignored."""
+    return _gemm(a_bits, w_bits, "accelkit_binary_gemm", "a_bits", k)
 
 
 def spike_gemm_cuda(s_bits, w_bits):

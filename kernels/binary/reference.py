@@ -96,8 +96,10 @@ def binary_matmul_bwd(a: np.ndarray, w: np.ndarray, grad: np.ndarray) -> tuple[n
     """Gradients of binary_matmul through the STE: (grad_a [..., K], grad_w [N, K])."""
     grad = np.asarray(grad, dtype=np.float64)
     grad_a = (grad @ sign(w)) * ste_mask(a)
-    rows_g = grad.reshape(-1, grad.shape[-1])
-    rows_a = sign(a).reshape(-1, np.shape(a)[-1])
+    # Explicit row count: reshape(-1, 0) cannot infer the -1 when K = 0 or N = 0.
+    rows = int(np.prod(np.shape(a)[:-1]))
+    rows_g = grad.reshape(rows, grad.shape[-1])
+    rows_a = sign(a).reshape(rows, np.shape(a)[-1])
     grad_w = (rows_g.T @ rows_a) * ste_mask(w)
     return grad_a, grad_w
 

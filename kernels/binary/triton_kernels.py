@@ -14,7 +14,9 @@ import triton.language as tl
 
 from accelkit.kernels._common.aot import AotSpec
 from accelkit.kernels._common.bits import negative_bit, popcount
+from accelkit.kernels._common.checks import check_tensor
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES, WORD_DTYPES
+from accelkit.kernels._common.words import check_k, check_word_bits, num_words, word_bits_of, word_dtype
 
 
 @triton.jit
@@ -100,6 +102,15 @@ def binary_gemm_kernel(
         p_w = w_ptr + o_wn[:, None] + o_w64[None, :] * stride_ww
         b_a = tl.load(p_a, mask=m_m[:, None] & m_w[None, :], other=0)  # [BM, BW]
         b_w = tl.load(p_w, mask=m_n[:, None] & m_w[None, :], other=0)  # [BN, BW]
+        # Bits past k are padding that pack leaves 0, but words from elsewhere may set them; cleared in both
+        # operands they xor to 0, so every result stays in [-k, k]. Word w holds clamp(k - w * WORD, 0, WORD)
+        # real bits; the shift is clamped below WORD because a shift by the full width is undefined.
+        o_valid = tl.minimum(tl.maximum(k - o_w * WORD, 0), WORD)  # [BW]
+        b_one = tl.full((BLOCK_W,), 1, dtype=b_a.dtype)
+        b_low = (b_one << tl.minimum(o_valid, WORD - 1).to(b_a.dtype)) - 1
+        b_mask = tl.where(o_valid >= WORD, -1, b_low).to(b_a.dtype)  # [BW]
+        b_a = b_a & b_mask[None, :]
+        b_w = b_w & b_mask[None, :]
         b_x = b_a[:, None, :] ^ b_w[None, :, :]  # [BM, BN, BW]
         b_diff += tl.sum(popcount(b_x, WORD), axis=2)  # [BM, BN]
 
@@ -137,21 +148,13 @@ def _as_3d(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(0, -3)
 
 
-def _num_words(k: int, word_bits: int) -> int:
-    return -(-k // word_bits)
-
-
 def binary_pack_fwd(x: torch.Tensor, word_bits: int = 32) -> torch.Tensor:
     """[..., K] float -> [..., ceil(K / word_bits)] int32 (word_bits 32) or int64 (64) sign-bit words."""
-    if word_bits not in WORD_DTYPES:
-        raise ValueError(f"word_bits must be 32 or 64, got {word_bits}")
-    if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"binary_pack_fwd takes {FLOAT_DTYPES}, got {x.dtype}")
-    if x.dim() == 0:
-        raise ValueError("binary_pack_fwd needs at least one dim (K)")
+    word_bits = check_word_bits(word_bits)
+    check_tensor("x", x, FLOAT_DTYPES, min_dim=1)
     k = x.shape[-1]
-    n_words = _num_words(k, word_bits)
-    out = torch.empty((*x.shape[:-1], n_words), dtype=WORD_DTYPES[word_bits], device=x.device)
+    n_words = num_words(k, word_bits)
+    out = torch.empty((*x.shape[:-1], n_words), dtype=word_dtype(word_bits), device=x.device)
     if out.numel() == 0:
         return out
     x3 = _as_3d(x)
@@ -165,24 +168,20 @@ def binary_pack_fwd(x: torch.Tensor, word_bits: int = 32) -> torch.Tensor:
     return out
 
 
-def _check_gemm_args(a_bits: torch.Tensor, w_bits: torch.Tensor, k: int) -> int:
-    """Validate the packed operands; return the word size in bits."""
-    if a_bits.dtype not in (torch.int32, torch.int64) or w_bits.dtype != a_bits.dtype:
-        raise TypeError(f"packed operands must both be int32 or int64, got {a_bits.dtype} and {w_bits.dtype}")
-    if a_bits.dim() < 1 or w_bits.dim() != 2:
-        raise ValueError(f"need a_bits [..., W] and w_bits [N, W], got {tuple(a_bits.shape)}, {tuple(w_bits.shape)}")
-    word_bits = 32 if a_bits.dtype == torch.int32 else 64
-    n_words = _num_words(k, word_bits) if k >= 0 else -1
-    if a_bits.shape[-1] != n_words or w_bits.shape[-1] != n_words:
-        raise ValueError(
-            f"k={k} needs {n_words} words of {word_bits} bits, got {a_bits.shape[-1]} and {w_bits.shape[-1]}"
-        )
-    return word_bits
+def _check_gemm_args(a_bits: torch.Tensor, w_bits: torch.Tensor, k: int) -> tuple[int, int]:
+    """Validate the packed operands; return (word size in bits, k as an int)."""
+    check_tensor("a_bits", a_bits, tuple(WORD_DTYPES.values()), min_dim=1)
+    check_tensor("w_bits", w_bits, (a_bits.dtype,), min_dim=2, max_dim=2)
+    if w_bits.shape[-1] != a_bits.shape[-1]:
+        raise ValueError(f"w_bits has {w_bits.shape[-1]} words per row but a_bits has {a_bits.shape[-1]}")
+    word_bits = word_bits_of(a_bits.dtype, "a_bits")
+    return word_bits, check_k(k, a_bits.shape[-1], word_bits)
 
 
 def binary_gemm_fwd(a_bits: torch.Tensor, w_bits: torch.Tensor, k: int) -> torch.Tensor:
-    """Packed [..., W] x packed [N, W] -> int32 [..., N]: dot products of the +-1 vectors of length k encoded."""
-    word_bits = _check_gemm_args(a_bits, w_bits, k)
+    """Packed [..., W] x packed [N, W] -> int32 [..., N]: dot products of the +-1 vectors of length k encoded.
+    Padding bits past k are ignored."""
+    word_bits, k = _check_gemm_args(a_bits, w_bits, k)
     n, n_words = w_bits.shape
     out = torch.empty((*a_bits.shape[:-1], n), dtype=torch.int32, device=a_bits.device)
     if out.numel() == 0:

@@ -238,9 +238,9 @@ _A = torch.zeros(3, 2, dtype=torch.int32)
         (lambda: binary_gemm_cpu(_A, _A[0], 64), "w_bits"),
         (lambda: binary_gemm_cpu(_A, torch.zeros(3, 3, dtype=torch.int32), 64), "w_bits"),
         (lambda: binary_gemm_cpu(_A, _A.long(), 64), "w_bits"),
-        (lambda: binary_gemm_cpu(_A, _A, 65), "k = 65"),
-        (lambda: binary_gemm_cpu(_A, _A, 32), "k = 32"),
-        (lambda: binary_gemm_cpu(_A, _A, -1), "k = -1"),
+        (lambda: binary_gemm_cpu(_A, _A, 65), "k=65"),
+        (lambda: binary_gemm_cpu(_A, _A, 32), "k=32"),
+        (lambda: binary_gemm_cpu(_A, _A, -1), "k=-1"),
         (lambda: binary_gemm_cpu(_A, _A, 64, isa="neon"), "isa"),
         (lambda: spike_gemm_cpu(_A.double(), _A), "s_bits"),
         (lambda: spike_gemm_cpu(_A, _A[:, :1]), "w_bits"),
@@ -252,6 +252,74 @@ _A = torch.zeros(3, 2, dtype=torch.int32)
 def test_launchers_reject_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: binary_gemm_cpu(_A, _A, 64.0), "k must be an int"),
+        (lambda: binary_gemm_cpu(_A, _A, True), "k must be an int"),
+        (lambda: binary_gemm_cpu([[0]], _A, 64), "a_bits must be a torch.Tensor"),
+        (lambda: binary_pack_cpu(torch.zeros(3), 64.0), "word_bits must be an int"),
+        (lambda: binary_pack_cpu(torch.zeros(3), False), "word_bits must be an int"),
+    ],
+)
+def test_launchers_reject_wrong_types(call, match):
+    with pytest.raises(TypeError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("k", [1, 31, 33, 63, 65, 97, 130])
+@word_param
+@isa_param
+def test_gemm_ignores_padding_bits(isa, k, word_bits):
+    # Words with every bit set, padding included: the result must count only the k real bits. Before the padding
+    # was masked, k = 33 in 64-bit words gave -95 instead of -33.
+    words = -(-k // word_bits)
+    dtype = torch.int32 if word_bits == 32 else torch.int64
+    ones, zeros = torch.full((5, words), -1, dtype=dtype), torch.zeros((3, words), dtype=dtype)
+    for out_dtype in (torch.int32, torch.float32):
+        out = binary_gemm_cpu(ones, zeros, k, isa=isa, out_dtype=out_dtype)
+        assert_close("ones x zeros", np.full((5, 3), -k), out)
+        assert_close("ones x ones", np.full((5, 5), k), binary_gemm_cpu(ones, ones, k, isa=isa, out_dtype=out_dtype))
+    # Random signs with random padding in one operand: the same result as the clean words.
+    a, w, a_bits, w_bits = _gemm_case(70, 9, k, k, word_bits)
+    pad = torch.from_numpy(np.random.default_rng(k).integers(0, 2**31, a_bits.shape, dtype=np.int64)).to(dtype)
+    valid = _signed(ref.pack_bits(-np.ones((1, k)), word_bits), word_bits)
+    dirty = a_bits | (pad & ~valid)
+    assert_close("dirty a", _int32(ref.binary_matmul(a, w)), binary_gemm_cpu(dirty, w_bits, k, isa=isa))
+
+
+@pytest.mark.parametrize("out_dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32])
+@isa_param
+def test_gemm_out_dtype(isa, out_dtype):
+    # float32 is written by the GEMM tile by tile; the others are cast from int32. Both must equal the int32 result.
+    a, w, a_bits, w_bits = _gemm_case(67, 70, 300, 3, 64)
+    out = binary_gemm_cpu(a_bits.reshape(67, 1, -1), w_bits, 300, isa=isa, out_dtype=out_dtype)
+    assert out.dtype == out_dtype and out.shape == (67, 1, 70)
+    assert_close(f"out_dtype {out_dtype}", ref.binary_matmul(a, w).reshape(67, 1, 70), out)
+    empty = binary_gemm_cpu(a_bits[:, :0], w_bits[:, :0], 0, isa=isa, out_dtype=out_dtype)
+    assert_close("k = 0", np.zeros((67, 70)), empty)
+
+
+def test_gemm_new_result_owns_its_memory():
+    # binary_gemm_new hands back a buffer allocated in C++; it must stay valid after every other reference goes.
+    a, w, a_bits, w_bits = _gemm_case(300, 1100, 100, 5, 64)
+    out = native().binary_gemm_new(a_bits.numpy(), w_bits.numpy(), 100, "float32")
+    t = torch.from_numpy(out)
+    del out, a_bits, w_bits
+    assert_close("owned result", ref.binary_matmul(a, w), t)
+    with pytest.raises(ValueError, match="dtype must be"):
+        native().binary_gemm_new(np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64), 64, "float64")
+
+
+def test_peak_probe_reports_the_threads_it_ran():
+    probe = native().binary_peak_probe(threads=1)
+    assert probe["threads"] == 1
+    if native().cpu_features()["avx512_vpopcntdq"]:
+        assert probe["vpopcntq_per_second"] > 0 and probe["vpopcntq_per_second_all_threads"] > 0
+    with pytest.raises(ValueError, match="threads"):
+        native().binary_peak_probe(threads=-1)
 
 
 def _np_case():

@@ -7,7 +7,6 @@ compiles the file the way accelkit/gpu_report.py does and checks the entry point
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import hypothesis.strategies as st
 import numpy as np
@@ -17,10 +16,10 @@ from hypothesis import given
 from strategies import float_dtypes, layouts, make_tensor, seeds, sizes
 from tolerance import assert_close
 
+from accelkit._sources import cuda_source, include_dir
 from accelkit.kernels.binary import reference as ref
 
-ROOT = Path(__file__).resolve().parents[2]
-SOURCE = ROOT / "csrc" / "cuda" / "binary_gemm.cu"
+SOURCE = cuda_source("binary_gemm.cu")
 ENTRY_POINTS = ("accelkit_binary_pack_f32", "accelkit_binary_pack_f64", "accelkit_binary_gemm", "accelkit_spike_gemm")
 _SIGNED = {32: np.int32, 64: np.int64}
 
@@ -30,8 +29,8 @@ def test_cu_compiles_without_spills(arch, tmp_path):
     nvcc = shutil.which("nvcc")
     if nvcc is None:
         pytest.skip("nvcc is not on PATH")
-    cmd = [nvcc, "-cubin", f"-arch={arch}", "-I", str(ROOT / "csrc" / "include"), "-Xptxas", "-v", str(SOURCE)]
-    res = subprocess.run([*cmd, "-o", str(tmp_path / "binary.cubin")], capture_output=True, text=True, cwd=ROOT)
+    cmd = [nvcc, "-cubin", f"-arch={arch}", "-I", str(include_dir()), "-Xptxas", "-v", str(SOURCE)]
+    res = subprocess.run([*cmd, "-o", str(tmp_path / "binary.cubin")], capture_output=True, text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     log = res.stdout + res.stderr
     compiled = set(re.findall(r"Compiling entry function '(\w+)'", log))
@@ -111,5 +110,36 @@ def test_gemm_cuda_large_and_leading_dims():
 @pytest.mark.cuda
 def test_gemm_cuda_rejects_bad_k():
     words = torch.zeros(3, 2, dtype=torch.int32, device="cuda")
-    with pytest.raises(ValueError, match="k = 65"):
+    with pytest.raises(ValueError, match="k=65"):
         _cuda().binary_gemm_cuda(words, words, 65)
+    with pytest.raises(TypeError, match="k must be an int"):
+        _cuda().binary_gemm_cuda(words, words, 64.0)
+    with pytest.raises(TypeError, match="word_bits must be an int"):
+        _cuda().binary_pack_cuda(torch.zeros(2, 3, device="cuda"), 64.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("word_bits", [32, 64])
+@pytest.mark.parametrize("k", [1, 33, 65, 100])
+def test_gemm_cuda_ignores_padding_bits(k, word_bits):
+    # All-ones words set every padding bit as well: only the k real bits may count (k = 33 in 64-bit words used
+    # to give -95 on the CPU).
+    words = -(-k // word_bits)
+    ones = torch.full((5, words), -1, dtype=torch.int32 if word_bits == 32 else torch.int64, device="cuda")
+    out = _cuda().binary_gemm_cuda(ones, torch.zeros_like(ones[:3]), k)
+    assert_close("ones x zeros", np.full((5, 3), -k), out.cpu())
+    assert_close("ones x ones", np.full((5, 5), k), _cuda().binary_gemm_cuda(ones, ones, k).cpu())
+
+
+@pytest.mark.cuda
+def test_cuda_launch_orders_with_torch_stream():
+    # Inputs made by torch on a side stream, the launch on that stream: the result must see the finished inputs.
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        x = torch.randn(512, 4096, device="cuda")
+        w = torch.randn(256, 4096, device="cuda")
+        a_bits = _cuda().binary_pack_cuda(x.t().contiguous().t(), 64)
+        w_bits = _cuda().binary_pack_cuda(w, 64)
+        out = _cuda().binary_gemm_cuda(a_bits, w_bits, 4096)
+    stream.synchronize()
+    assert_close("on a side stream", _int32(ref.binary_matmul(x.cpu().numpy(), w.cpu().numpy())), out.cpu())

@@ -76,7 +76,9 @@ def test_pack_leading_dims_that_do_not_merge():
 def test_pack_rejects_bad_arguments():
     with pytest.raises(ValueError, match="word_bits"):
         binary_pack_fwd(torch.ones(4, 8, device=DEVICE), 16)
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="word_bits must be an int"):
+        binary_pack_fwd(torch.ones(4, 8, device=DEVICE), 64.0)
+    with pytest.raises(ValueError, match="x must have dtype"):
         binary_pack_fwd(torch.ones(4, 8, dtype=torch.int32, device=DEVICE))
 
 
@@ -115,7 +117,28 @@ def test_gemm_extremes_and_edges(bits):
 
 def test_gemm_rejects_mismatched_operands():
     a = torch.zeros(4, 3, dtype=torch.int32, device=DEVICE)
-    with pytest.raises(ValueError, match="words"):
+    with pytest.raises(ValueError, match="k=200"):
         binary_gemm_fwd(a, a, 200)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="w_bits must have dtype"):
         binary_gemm_fwd(a, a.long(), 96)
+    with pytest.raises(TypeError, match="k must be an int"):
+        binary_gemm_fwd(a, a, 96.0)
+    assert binary_gemm_fwd(a, a, np.int64(96)).shape == (4, 4)
+
+
+@pytest.mark.parametrize("bits", [32, 64])
+@pytest.mark.parametrize("k", [1, 31, 33, 65, 100])
+def test_gemm_ignores_padding_bits(k, bits):
+    # All-ones words set every padding bit too: only the k real bits may count, so results stay in [-k, k] (k = 33
+    # in 64-bit words used to give -95 on the CPU). Random padding on real data must not change the result either.
+    words = reference.num_words(k, bits)
+    ones = torch.full((5, words), -1, dtype=WORD_TORCH[bits], device=DEVICE)
+    assert_close("ones x zeros", np.full((5, 3), -k), binary_gemm_fwd(ones, torch.zeros_like(ones[:3]), k))
+    assert_close("ones x ones", np.full((5, 5), k), binary_gemm_fwd(ones, ones, k))
+    x = make_tensor((6, k), torch.float64, seed=k)
+    clean = _pack_ref(x, bits)
+    valid = _pack_ref(-torch.ones(1, k, dtype=torch.float64), bits)
+    noise = np.random.default_rng(k).integers(0, 2**31, clean.shape).astype(clean.dtype)
+    dirty = torch.from_numpy(clean | (noise & ~valid)).to(DEVICE)
+    expected = reference.xnor_popcount_matmul(clean, clean, k)
+    assert_close("dirty padding", expected, binary_gemm_fwd(dirty, dirty, k))

@@ -56,6 +56,16 @@ ACCELKIT_HD int popcount(uint64_t x) { return popcount64(x); }
 // Words needed for k elements; 0 for k = 0.
 ACCELKIT_HD int64_t num_words(int64_t k, int word_bits) { return (k + word_bits - 1) / word_bits; }
 
+// Bits of 32-bit unit `unit` that hold elements of a row of k: all 32 below the last element, the low k mod 32 in the
+// unit holding it, none past it. Words carry padding bits past k that packing leaves 0, but words built elsewhere
+// may set them, and a set padding bit would count as a mismatch and push a dot product outside [-k, k], so the
+// GEMMs clear them with this mask.
+ACCELKIT_HD uint32_t unit_mask(int64_t unit, int64_t k) {
+  const int64_t valid = k - 32 * unit;
+  if (valid >= 32) return 0xFFFFFFFFu;
+  return valid <= 0 ? 0u : (1u << valid) - 1u;
+}
+
 // The packed bit of one element: 0 for x >= 0 (including -0.0), 1 for x < 0 and for NaN, since NaN >= 0 is false.
 ACCELKIT_HD uint32_t sign_bit(float x) { return x >= 0.0f ? 0u : 1u; }
 ACCELKIT_HD uint32_t sign_bit(double x) { return x >= 0.0 ? 0u : 1u; }
@@ -113,18 +123,27 @@ Status pack_f64(const double* x, int64_t rows, int64_t k, int64_t row_stride, in
                 int word_bits, Isa isa);
 
 // a: m x units, w: n x units 32-bit units, both contiguous (units = words * word_bits / 32); out: m x n int32,
-// contiguous. out[i][j] = k - 2 * popcount(a_i xor w_j), with 0 <= k <= 32 * units.
+// contiguous. out[i][j] = k - 2 * popcount(a_i xor w_j), with 0 <= k <= 32 * units. Bits past k (padding) are
+// ignored, whatever their value.
 Status xnor_gemm(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k, int32_t* out,
                  Isa isa);
+
+// The same dot products as float32 (exact for k <= 2^24), converted tile by tile while the tile is in cache, so
+// a float result needs no second pass over the output.
+Status xnor_gemm_f32(const uint32_t* a, const uint32_t* w, int64_t m, int64_t n, int64_t units, int64_t k,
+                     float* out, Isa isa);
 
 // out[i][j] = popcount(s_i) - 2 * popcount(s_i and w_j).
 Status spike_gemm(const uint32_t* s, const uint32_t* w, int64_t m, int64_t n, int64_t units, int32_t* out, Isa isa);
 
-// Benchmark probes for the popcount roofline: the core clock measured with a chain of dependent integer adds
-// (1 cycle of latency each), and the VPOPCNTQ zmm instructions one core retires per second with 12 independent
-// chains. Both return 0 when the probe cannot run here (not x86-64 / no AVX-512 VPOPCNTDQ).
+// Benchmark probes for the popcount roofline (csrc/binary_probe.cpp): the core clock measured with a chain of
+// dependent integer adds (1 cycle of latency each), and the VPOPCNTQ zmm instructions retired per second with 12
+// independent chains, by one thread or by `threads` threads running at once (their aggregate: vCPUs that share a
+// core, or a busy host, show up as less than threads x the one-thread rate). All return 0 when the probe cannot
+// run here (not x86-64 / no AVX-512 VPOPCNTDQ).
 double measure_clock_hz();
 double measure_vpopcntq_per_second();
+double measure_vpopcntq_per_second_parallel(int threads);
 
 }  // namespace binary
 }  // namespace accelkit
