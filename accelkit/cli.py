@@ -10,13 +10,19 @@ COMMANDS = {
     "gpu-report": ("accelkit.gpu_report", "compile every kernel for sm_80/sm_90 and report registers, spills, smem"),
     "sim": ("accelkit.sim.cli", "simulate a network or topology on an accelerator preset or config"),
     "scalesim": ("accelkit.sim.scalesim_cli", "SCALE-Sim compatible runner: same flags, configs and reports"),
+    "completion": ("accelkit.sim.completion", "print a bash or zsh completion script: accelkit completion bash|zsh"),
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
-    return f"usage: accelkit COMMAND [ARGS...]\n\ncommands:\n{rows}\n"
+    return (
+        "usage: accelkit [-h] [--version] COMMAND [ARGS...]\n\n"
+        f"commands:\n{rows}\n\n"
+        "options:\n  -h, --help  show this help and exit\n  --version   print the version and exit\n\n"
+        "`accelkit COMMAND --help` describes a command.\n"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] == "--version":
         from accelkit import __version__
 
-        print(__version__)
+        print(f"accelkit {__version__}")
         return 0
     if argv[0] not in COMMANDS:
         sys.stderr.write(f"accelkit: unknown command {argv[0]!r}\n\n{_usage()}")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 from accelkit.sim.engine import MODES, LayerStats, simulate_layer
 from accelkit.sim.hardware import PRESETS, Hardware, resolve_hardware
 
-__all__ = ["PRESETS", "resolve_hardware", "resolve_workload", "simulate"]
+__all__ = ["PRESETS", "DuplicateLayerNameWarning", "resolve_hardware", "resolve_workload", "simulate"]
 from accelkit.sim.networks import get_network
 from accelkit.sim.report import LayerResult, Report
 from accelkit.sim.workloads import Conv, Gemm
@@ -85,6 +87,7 @@ def simulate(
     hw = resolve_hardware(hardware)
     layers = resolve_workload(workload, batch=batch, seq_len=seq_len)
     _check_options(mode, accumulate_on_chip, progress)
+    _warn_duplicate_names(layers)
     level = _functional_level(functional)
     seen: dict[Gemm | Conv, tuple[LayerStats, int | None]] = {}
     results = []
@@ -98,6 +101,23 @@ def simulate(
         if progress is not None:
             progress(done, len(layers), layer.name)
     return Report(hw, mode, accumulate_on_chip, tuple(results))
+
+
+class DuplicateLayerNameWarning(UserWarning):
+    """Two layers of one workload share a name: rows keyed by name (`to_pandas`'s index, CSV joins) collide."""
+
+
+def _warn_duplicate_names(layers: list[Gemm | Conv]) -> None:
+    counts = Counter(layer.name for layer in layers)
+    repeated = [f"{name!r} x{count}" for name, count in counts.items() if count > 1]
+    if repeated:
+        shown = ", ".join(repeated[:5]) + (f" and {len(repeated) - 5} more" if len(repeated) > 5 else "")
+        warnings.warn(
+            f"workload has duplicate layer names ({shown}); every layer is simulated, but results keyed by name "
+            "(Report.to_pandas() index, CSV joins) will collide",
+            DuplicateLayerNameWarning,
+            stacklevel=3,
+        )
 
 
 def _verify(layer: Gemm | Conv, hw: Hardware, mode: str, level: str) -> int:

@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
-from accelkit.sim.hardware import DATAFLOWS, Hardware
-from accelkit.sim.networks import NETWORKS
+from accelkit.sim.hardware import DATAFLOWS, PRESETS, Hardware
+from accelkit.sim.networks import NETWORKS, canonical_name
 from accelkit.sim.workloads import Conv, Gemm
 
 PROG = "accelkit sim"
+DEFAULT_PRESET = "tpu_v1"
+# SCALE-Sim configs carry no clock; Hardware's default then applies and the CLI says so.
+CONFIG_CLOCK_NOTE = "a SCALE-Sim config has no clock: latency is at {mhz:g} MHz (set it with --clock-mhz)"
 
 
 class UsageError(Exception):
@@ -24,29 +28,54 @@ class UsageError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
-        raise UsageError(message)
+        # argparse says "argument --rows: ..."; the flag alone reads better on one line.
+        raise UsageError(message.removeprefix("argument "))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+def _number(text: str, kind: type, what: str) -> int | float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
 
 
-def _bandwidth(text: str) -> float | None:
+def positive_int(text: str) -> int:
+    return _number(text, int, "a positive integer")
+
+
+def positive_number(text: str) -> float:
+    return _number(text, float, "a positive number")
+
+
+def bandwidth(text: str) -> float | None:
     if text.lower() == "calc":
         return None
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive words/cycle or 'calc', got {text}")
-    return value
+    return _number(text, float, "positive words/cycle or 'calc'")
+
+
+def network(text: str) -> str:
+    name = canonical_name(text)
+    if name not in NETWORKS:
+        raise argparse.ArgumentTypeError(f"unknown network {text!r}; choose one of {', '.join(NETWORKS)}")
+    return name
+
+
+def _version() -> str:
+    from accelkit import __version__
+
+    return f"accelkit {__version__}"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0])
+    parser = _Parser(prog=PROG, description=__doc__.split("\n")[0], epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=_version(), help="print the version and exit")
     work = parser.add_mutually_exclusive_group(required=True)
-    work.add_argument("--network", choices=NETWORKS, help="a built-in network")
+    # type= normalises the spelling ("ResNet-50" -> resnet50) before choices= checks it; choices also feed
+    # --help and shell completion.
+    work.add_argument("--network", type=network, choices=NETWORKS, help="a built-in network (resnet-50 works)")
     work.add_argument(
         "--topology",
         type=Path,
@@ -54,25 +83,17 @@ def build_parser() -> argparse.ArgumentParser:
         "rule where SCALE-Sim rounds up (AlexNet Conv1: 54 vs 55 outputs a side), compat mode as SCALE-Sim does",
     )
     arch = parser.add_mutually_exclusive_group()
-    arch.add_argument("--preset", choices=("tpu_v1", "eyeriss"), help="accelerator preset (default tpu_v1)")
+    arch.add_argument("--preset", choices=tuple(PRESETS), help=f"accelerator preset (default {DEFAULT_PRESET})")
     arch.add_argument("--config", type=Path, help="a SCALE-Sim .cfg file")
-    parser.add_argument("--dataflow", choices=DATAFLOWS, help="override the dataflow")
-    parser.add_argument("--rows", type=_positive_int, help="override the array height")
-    parser.add_argument("--cols", type=_positive_int, help="override the array width")
-    parser.add_argument(
-        "--bandwidth",
-        type=_bandwidth,
-        default=argparse.SUPPRESS,
-        help="override DRAM words/cycle ('calc' = stall-free CALC mode)",
-    )
+    _hardware_flags(parser)
     parser.add_argument(
         "--mode",
         choices=("native", "compat"),
         default="native",
         help="native (default), or compat: SCALE-Sim 3.0.0's numbers, quirks included",
     )
-    parser.add_argument("--batch", type=_positive_int, default=1, help="batch size of --network (default 1)")
-    parser.add_argument("--seq-len", type=_positive_int, help="sequence length of bert_base / gpt2")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size of --network (default 1)")
+    parser.add_argument("--seq-len", type=positive_int, help="sequence length of bert_base / gpt2")
     parser.add_argument("--accumulate-on-chip", action="store_true", help="keep K-fold partial sums in SRAM")
     parser.add_argument(
         "--functional",
@@ -88,23 +109,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_EPILOG = (
+    "Hardware flags override the preset or config. --bandwidth is words/cycle: in native mode the total of one "
+    "DRAM channel all operands share, in compat mode SCALE-Sim's per-operand Bandwidth."
+)
+
+
+def _hardware_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataflow", choices=DATAFLOWS, help="override the dataflow")
+    parser.add_argument("--rows", type=positive_int, help="override the array height")
+    parser.add_argument("--cols", type=positive_int, help="override the array width")
+    for op in ("ifmap", "filter", "ofmap"):
+        parser.add_argument(
+            f"--{op}-sram-kib", type=positive_int, metavar="KIB", help=f"override the {op.upper()} SRAM size in KiB"
+        )
+    parser.add_argument("--clock-mhz", type=positive_number, metavar="MHZ", help="override the clock (MHz)")
+    parser.add_argument(
+        "--bandwidth",
+        type=bandwidth,
+        default=argparse.SUPPRESS,
+        metavar="WORDS|calc",
+        help="override DRAM words/cycle ('calc' = stall-free CALC mode)",
+    )
+
+
 def _existing(path: Path, flag: str) -> Path:
     if not path.is_file():
         raise UsageError(f"{flag}: no such file: {path}")
     return path
 
 
+def _base_hardware(args: argparse.Namespace) -> Hardware:
+    if args.config is None:
+        return PRESETS[args.preset or DEFAULT_PRESET]()
+    _existing(args.config, "--config")
+    from accelkit.sim.scalesim.config import read_config
+
+    hw = read_config(args.config).hardware
+    if args.clock_mhz is None:
+        _note(CONFIG_CLOCK_NOTE.format(mhz=hw.clock_mhz))
+    return hw
+
+
 def _hardware(args: argparse.Namespace) -> Hardware:
-    if args.config is not None:
-        _existing(args.config, "--config")
-        from accelkit.sim.scalesim.config import read_config
-
-        hw = read_config(args.config).hardware
-    else:
-        from accelkit.sim.api import resolve_hardware
-
-        hw = resolve_hardware(args.preset or "tpu_v1")
-    changes = {name: getattr(args, name) for name in ("dataflow", "rows", "cols") if getattr(args, name) is not None}
+    hw = _base_hardware(args)
+    changes = {name: getattr(args, name) for name in ("dataflow", "rows", "cols", "clock_mhz")}
+    changes.update({f"{op}_sram_bytes": _kib(getattr(args, f"{op}_sram_kib")) for op in ("ifmap", "filter", "ofmap")})
+    changes = {name: value for name, value in changes.items() if value is not None}
     if hasattr(args, "bandwidth"):
         changes.update(
             dram_bw_words_per_cycle=args.bandwidth,
@@ -112,6 +163,14 @@ def _hardware(args: argparse.Namespace) -> Hardware:
             filter_dram_bw_words_per_cycle=None,
         )
     return dataclasses.replace(hw, **changes)
+
+
+def _kib(value: int | None) -> int | None:
+    return None if value is None else value * 1024
+
+
+def _note(message: str) -> None:
+    sys.stderr.write(f"{PROG}: note: {message}\n")
 
 
 def _is_gemm_topology(path: Path) -> bool:
@@ -156,18 +215,40 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
-        report = _run(args)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            report = _run(args)
+        for warning in caught:
+            _note(str(warning.message))
         if args.csv is not None:
             report.to_csv(args.csv)
         if args.json is not None:
             report.to_json(args.json)
-    except SystemExit as exit_:  # --help
+    except SystemExit as exit_:  # --help, --version
         return int(exit_.code or 0)
-    except (UsageError, ValueError, OSError) as error:
-        sys.stderr.write(f"{PROG}: error: {_one_line(error)}\n")
+    except (UsageError, ValueError, TypeError, OSError) as error:
+        sys.stderr.write(f"{PROG}: error: {cli_words(_one_line(error))}\n")
         return 2
     print_report(report, quiet=args.quiet)
     return 0
+
+
+# The simulator's messages name Python arguments; on the command line the flags are what a user can change.
+_API_TO_FLAGS = (
+    ("mode='native'", "--mode native"),
+    ("mode='compat'", "--mode compat"),
+    ("accumulate_on_chip", "--accumulate-on-chip"),
+    ("simulate it without functional mode", "run it without --functional"),
+    ("Hardware.dram_bw_words_per_cycle", "--bandwidth"),
+    ("Hardware.clock_mhz", "--clock-mhz"),
+    ("dram_bw_words_per_cycle", "--bandwidth"),
+)
+
+
+def cli_words(message: str) -> str:
+    for api, flag in _API_TO_FLAGS:
+        message = message.replace(api, flag)
+    return message
 
 
 def _one_line(error: BaseException) -> str:
@@ -175,52 +256,14 @@ def _one_line(error: BaseException) -> str:
     return " ".join(text.split())
 
 
-def _totals_line(report) -> str:
-    t = report.totals
-    hw = report.hardware
-    return (
-        f"{t.layers} layers on {hw.rows}x{hw.cols} {hw.dataflow.upper()} ({report.mode}): {t.total_cycles:,} cycles "
-        f"({t.latency_ms:,.3f} ms at {hw.clock_mhz:g} MHz), {t.stall_cycles:,} stalls, util {t.overall_util_pct:.1f}%, "
-        f"{t.energy_pj / 1e9:,.3f} mJ, DRAM {t.dram_bytes / 1e6:,.2f} MB"
-    )
-
-
 def print_report(report, *, quiet: bool = False) -> None:
     """A rich table of the per-layer results with a totals row, or the totals line alone when `quiet`."""
     if quiet:
-        print(_totals_line(report))
+        print(report.summary())
         return
     from rich.console import Console
-    from rich.table import Table
 
-    from accelkit.sim.report import dram_words
-
-    table = Table(show_footer=True)
-    t = report.totals
-    columns = [
-        ("layer", "total", "left"),
-        ("cycles", f"{t.total_cycles:,}", "right"),
-        ("stalls", f"{t.stall_cycles:,}", "right"),
-        ("util %", f"{t.overall_util_pct:.1f}", "right"),
-        ("map eff %", "", "right"),
-        ("energy uJ", f"{t.energy_pj / 1e6:,.1f}", "right"),
-        ("DRAM KB", f"{t.dram_bytes / 1e3:,.1f}", "right"),
-    ]
-    for header, footer, justify in columns:
-        table.add_column(header, footer=footer, justify=justify)
-    for result in report.layers:
-        s = result.stats
-        dram_kb = dram_words(s) * report.hardware.word_bytes / 1e3
-        table.add_row(
-            result.name,
-            f"{s.total_cycles:,}",
-            f"{s.stall_cycles:,}",
-            f"{s.overall_util_pct:.1f}",
-            f"{s.mapping_efficiency_pct:.1f}",
-            f"{s.total_energy_pj / 1e6:,.1f}",
-            f"{dram_kb:,.1f}",
-        )
     # Piped output has no terminal width; 120 columns keeps long layer names on one line.
     console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(table)
-    console.print(_totals_line(report), soft_wrap=True)
+    console.print(report.rich_table())
+    console.print(report.summary(), soft_wrap=True)

@@ -177,7 +177,9 @@ NETWORKS: tuple[str, ...] = tuple(_BUILDERS)
 _BY_PLAIN_NAME = {key.replace("_", ""): key for key in _BUILDERS}
 
 
-def _canonical(name: str) -> str:
+def canonical_name(name: str) -> str:
+    """The NETWORKS entry `name` spells, ignoring case and punctuation ("ResNet-50" -> "resnet50"); `name` itself
+    when it spells none."""
     plain = "".join(ch for ch in name.lower() if ch.isalnum())
     return _BY_PLAIN_NAME.get(plain, name)
 
@@ -187,7 +189,7 @@ def get_network(name: str, *, batch: int = 1, seq_len: int | None = None) -> lis
     `seq_len` applies to bert_base and gpt2 only."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    key = _canonical(name)
+    key = canonical_name(name)
     if key not in _BUILDERS:
         raise ValueError(f"name: unknown network {name!r}; choose one of {', '.join(NETWORKS)}")
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

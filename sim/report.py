@@ -1,7 +1,8 @@
 """The result of a simulation: one `LayerResult` per layer in execution order, network totals and exports.
 
-Every number comes from the engine's `LayerStats`; this module only sums and reshapes them. pandas is imported
-inside `to_pandas` so that reading a report costs nothing but the standard library.
+Every number comes from the engine's `LayerStats`; this module only sums and reshapes them. pandas (an optional
+extra) is imported inside `to_pandas` and rich inside `__rich__`, so reading a report costs nothing but the
+standard library. `str(report)` is a plain-text table; rich renders the same table (`rich.print(report)`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from accelkit.sim.engine import LayerStats
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm
+
+TABLE_HEADERS = ("layer", "cycles", "stalls", "util %", "map eff %", "energy uJ", "DRAM KB")
 
 
 def dram_words(stats: LayerStats) -> int:
@@ -131,7 +134,76 @@ class Report:
         return path
 
     def to_pandas(self):
-        """The per-layer rows as a pandas DataFrame indexed by layer name."""
-        import pandas as pd
+        """The per-layer rows as a pandas DataFrame indexed by layer name (needs the `pandas` extra)."""
+        from accelkit._optional import require
 
+        pd = require("pandas", feature="Report.to_pandas()")
         return pd.DataFrame(self.rows()).set_index("layer")
+
+    def summary(self) -> str:
+        """One line: layers, array, mode, cycles, latency at the clock, stalls, utilization, energy, DRAM traffic."""
+        t = self.totals
+        hw = self.hardware
+        return (
+            f"{t.layers} layers on {hw.rows}x{hw.cols} {hw.dataflow.upper()} ({self.mode}): {t.total_cycles:,} "
+            f"cycles ({t.latency_ms:,.3f} ms at {hw.clock_mhz:g} MHz), {t.stall_cycles:,} stalls, "
+            f"util {t.overall_util_pct:.1f}%, {t.energy_pj / 1e9:,.3f} mJ, DRAM {t.dram_bytes / 1e6:,.2f} MB"
+        )
+
+    def table(self) -> tuple[list[str], list[list[str]], list[str]]:
+        """(headers, one row of formatted cells per layer, totals row): what `str()` and rich both draw."""
+        t = self.totals
+        rows = []
+        for result in self.layers:
+            s = result.stats
+            rows.append(
+                [
+                    result.name,
+                    f"{s.total_cycles:,}",
+                    f"{s.stall_cycles:,}",
+                    f"{s.overall_util_pct:.1f}",
+                    f"{s.mapping_efficiency_pct:.1f}",
+                    f"{s.total_energy_pj / 1e6:,.1f}",
+                    f"{dram_words(s) * self.hardware.word_bytes / 1e3:,.1f}",
+                ]
+            )
+        totals = [
+            "total",
+            f"{t.total_cycles:,}",
+            f"{t.stall_cycles:,}",
+            f"{t.overall_util_pct:.1f}",
+            "",
+            f"{t.energy_pj / 1e6:,.1f}",
+            f"{t.dram_bytes / 1e3:,.1f}",
+        ]
+        return list(TABLE_HEADERS), rows, totals
+
+    def __str__(self) -> str:
+        headers, rows, totals = self.table()
+        widths = [max(len(row[i]) for row in (headers, *rows, totals)) for i in range(len(headers))]
+
+        def line(cells: list[str]) -> str:
+            # The layer name is left-aligned, numbers right-aligned, as in the rich table.
+            padded = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+            return "  ".join(padded)
+
+        rule = "  ".join("-" * w for w in widths)
+        return "\n".join([line(headers), rule, *map(line, rows), rule, line(totals), self.summary()])
+
+    def __rich__(self):
+        """`rich_table()` then the summary line, for `rich.print(report)`."""
+        from rich.console import Group
+
+        return Group(self.rich_table(), self.summary())
+
+    def rich_table(self):
+        """A rich Table of the layers with a totals footer (rich is imported only here)."""
+        from rich.table import Table
+
+        headers, rows, totals = self.table()
+        table = Table(show_footer=True)
+        for i, (header, footer) in enumerate(zip(headers, totals, strict=True)):
+            table.add_column(header, footer=footer, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*row)
+        return table

@@ -110,3 +110,78 @@ def test_totals_latency_and_traffic():
         s.ifmap_dram_reads + s.filter_dram_reads + s.ofmap_dram_writes + s.ofmap_dram_reads
         for s in (r.stats for r in report.layers)
     )
+
+
+def test_simulate_layer_takes_a_preset_name_like_simulate():
+    layer = LAYERS[1]
+    assert simulate_layer(layer, "tpu_v1") == simulate_layer(layer, tpu_v1_like())
+    assert simulate_layer(layer, "Eyeriss-like") == simulate(layer, "eyeriss").layers[0].stats
+    with pytest.raises(ValueError, match="hardware: unknown preset 'tpu_v9'"):
+        simulate_layer(layer, "tpu_v9")
+    with pytest.raises(TypeError, match="hw must be a Hardware or a preset name"):
+        simulate_layer(layer, 256)
+
+
+def test_report_prints_as_a_table():
+    report = simulate(LAYERS, SMALL)
+    lines = str(report).splitlines()
+    assert lines[0].split("  ")[:2] == ["layer", "cycles"] and lines[0].endswith("DRAM KB")
+    body = lines[2 : 2 + len(LAYERS)]
+    assert [line.split()[0] for line in body] == [layer.name for layer in LAYERS]
+    assert [int(line.split()[1].replace(",", "")) for line in body] == [r.stats.total_cycles for r in report.layers]
+    assert len({len(line) for line in lines[:-1]}) == 1  # columns aligned: every table line has the same width
+    assert lines[-2].split()[:2] == ["total", f"{report.totals.total_cycles:,}"]
+    assert lines[-1] == report.summary()
+
+
+def test_report_renders_with_rich():
+    from rich.console import Console
+
+    console = Console(record=True, width=150)
+    report = simulate(LAYERS, SMALL)
+    console.print(report)
+    text = console.export_text()
+    assert all(layer.name in text for layer in LAYERS)
+    assert f"{report.totals.total_cycles:,}" in text and report.summary() in text
+
+
+def test_duplicate_layer_names_warn():
+    from accelkit.sim.api import DuplicateLayerNameWarning
+
+    layers = [Gemm("fc", 4, 4, 4), Gemm("fc", 8, 8, 8), Gemm("x", 2, 2, 2)]
+    with pytest.warns(DuplicateLayerNameWarning, match=r"'fc' x2"):
+        report = simulate(layers, SMALL)
+    assert [r.stats.macs for r in report.layers] == [64, 512, 8]
+
+
+@pytest.mark.parametrize("network", ["resnet50", "mobilenet_v2", "bert_base", "gpt2", "vit_b16"])
+def test_built_in_networks_do_not_warn(network, recwarn):
+    simulate(network, SMALL)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+def test_to_pandas_without_pandas_names_the_extra(monkeypatch):
+    import sys
+
+    from accelkit._optional import MissingDependency
+
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now raises ImportError
+    with pytest.raises(MissingDependency, match=r"Report.to_pandas\(\) needs pandas.*pip install"):
+        simulate(LAYERS, SMALL).to_pandas()
+
+
+def test_nothing_in_sim_imports_torch_or_triton():
+    import ast
+    from pathlib import Path
+
+    import accelkit.sim
+
+    heavy = {"torch", "triton"}
+    for path in Path(accelkit.sim.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not {name.split(".")[0] for name in names} & heavy, f"{path} imports {names}"

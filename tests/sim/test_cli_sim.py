@@ -2,13 +2,14 @@
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 
 import pytest
 
 from accelkit.sim.cli import main
-from accelkit.sim.networks import get_network
+from accelkit.sim.networks import NETWORKS, get_network
 
 
 def run(capsys, *argv):
@@ -82,15 +83,21 @@ def test_cycle_level_functional_check_on_a_small_topology(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--network", "resnet51"], "invalid choice"),
+        (["--network", "resnet51"], "--network: unknown network 'resnet51'"),
         ([], "one of the arguments --network --topology is required"),
         (["--network", "resnet50", "--topology", "t.csv"], "not allowed with"),
-        (["--network", "resnet50", "--batch", "0"], "must be a positive integer"),
+        (["--network", "resnet50", "--batch", "0"], "--batch: expected a positive integer, got '0'"),
+        (["--network", "resnet50", "--rows", "x"], "--rows: expected a positive integer, got 'x'"),
+        (["--network", "resnet50", "--clock-mhz", "nan"], "--clock-mhz: expected a positive number, got 'nan'"),
+        (["--network", "resnet50", "--ifmap-sram-kib", "1.5"], "--ifmap-sram-kib: expected a positive integer"),
+        (["--network", "resnet-51"], "--network: unknown network 'resnet-51'; choose one of resnet50"),
+        (["--network", "resnet50", "--mode", "compat", "--bandwidth", "8"], "(use --mode native)"),
+        (["--network", "resnet50", "--rows", str(2**63)], "Hardware.rows must be in [1, 9223372036854775807]"),
         (["--network", "resnet50", "--seq-len", "128"], "seq_len applies to"),
         (["--network", "bert_base", "--seq-len", "4096"], "exceeds the 512 learned positions"),
         (["--network", "resnet50", "--config", "/nonexistent/scale.cfg"], "/nonexistent/scale.cfg"),
         (["--topology", "/nonexistent/topo.csv"], "/nonexistent/topo.csv"),
-        (["--network", "resnet50", "--bandwidth", "-3"], "must be positive"),
+        (["--network", "resnet50", "--bandwidth", "-3"], "--bandwidth: expected positive words/cycle or 'calc'"),
         (["--network", "resnet50", "--mode", "fast"], "invalid choice"),
     ],
 )
@@ -100,6 +107,8 @@ def test_bad_arguments_print_one_line_and_exit_2(capsys, argv, message):
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("accelkit sim: error: ")
     assert message in err
+    # No Python names on the command line: argparse's `invalid <function> value` nor API keywords.
+    assert "_int" not in err and "_number" not in err and "mode='" not in err
 
 
 def test_help_exits_0(capsys):
@@ -199,7 +208,11 @@ def test_scalesim_topology_and_config_in_compat_mode(capsys, tmp_path, topology,
     (tmp_path / "topo.csv").write_text(topology)
     argv = ["--config", str(tmp_path / "scale.cfg"), "--topology", str(tmp_path / "topo.csv"), "--mode", "compat"]
     code, _, err = run(capsys, *argv, "--json", str(tmp_path / "r.json"))
-    assert (code, err) == (0, "")
+    # A .cfg has no clock: the CLI says which one the latency assumes.
+    assert (code, err) == (
+        0,
+        "accelkit sim: note: a SCALE-Sim config has no clock: latency is at 1000 MHz (set it with --clock-mhz)\n",
+    )
     layer = json.loads((tmp_path / "r.json").read_text())["layers"][0]
     assert (layer["kind"], layer["total_cycles"], layer["stall_cycles"]) == (kind, cycles, 0)
 
@@ -250,3 +263,94 @@ def test_non_utf8_topology_names_the_file(capsys, tmp_path):
     code, out, err = run(capsys, "--topology", str(topology))
     assert (code, out) == (2, "")
     assert err.count("\n") == 1 and f"{topology}:" in err
+
+
+def test_hardware_flags_replace_the_config_file(capsys, tmp_path):
+    json_path = tmp_path / "r.json"
+    argv = ["--network", "ResNet-50", "--ifmap-sram-kib", "512", "--filter-sram-kib", "256", "--ofmap-sram-kib", "128"]
+    code, out, err = run(capsys, *argv, "--clock-mhz", "940", "--bandwidth", "16", "--quiet", "--json", str(json_path))
+    assert (code, err) == (0, "")
+    assert out.startswith("54 layers on 256x256 WS") and "at 940 MHz" in out
+    hw = json.loads(json_path.read_text())["hardware"]
+    assert (hw["ifmap_sram_bytes"], hw["filter_sram_bytes"], hw["ofmap_sram_bytes"]) == (
+        512 << 10,
+        256 << 10,
+        128 << 10,
+    )
+    assert (hw["clock_mhz"], hw["dram_bw_words_per_cycle"]) == (940, 16)
+
+
+def test_config_clock_flag_silences_the_note(capsys, tmp_path):
+    (tmp_path / "scale.cfg").write_text(SCALESIM_CFG)
+    code, out, err = run(
+        capsys, "--config", str(tmp_path / "scale.cfg"), "--network", "resnet50", "--clock-mhz", "500", "--quiet"
+    )
+    assert (code, err) == (0, "") and "at 500 MHz" in out
+
+
+def test_duplicate_layer_names_print_a_one_line_note(capsys, tmp_path):
+    (tmp_path / "t.csv").write_text("Layer, M, N, K,\nA,9,5,7,\nA,3,20,4,\n")
+    code, out, err = run(capsys, "--topology", str(tmp_path / "t.csv"), "--quiet")
+    assert code == 0 and out.startswith("2 layers")
+    assert err.startswith("accelkit sim: note: workload has duplicate layer names ('A' x2)") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv", [["sim", "--version"], ["scalesim", "--version"], ["--version"]])
+def test_version_everywhere(capsys, argv):
+    from accelkit import __version__
+    from accelkit.cli import main as accelkit_main
+
+    try:
+        code = accelkit_main(argv)
+    except SystemExit as exit_:  # argparse's version action exits
+        code = exit_.code
+    assert code == 0 and capsys.readouterr().out.strip() == f"accelkit {__version__}"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["sim", "--help"], ["scalesim", "--help"]])
+def test_help_shows_version(capsys, argv):
+    from accelkit.cli import main as accelkit_main
+
+    try:
+        accelkit_main(argv)
+    except SystemExit:
+        pass
+    assert "--version" in capsys.readouterr().out
+
+
+def _complete(script: str, *words: str) -> list[str]:
+    """Run the bash completion function on `accelkit words...` (the last word is being completed)."""
+    line = " ".join(shlex.quote(w) for w in ("accelkit", *words))
+    probe = f'{script}\nCOMP_WORDS=({line}); COMP_CWORD={len(words)}; _accelkit; printf "%s\\n" "${{COMPREPLY[@]}}"'
+    done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, timeout=30, check=True)
+    return done.stdout.split()
+
+
+def test_bash_completion_comes_from_the_parsers(capsys, tmp_path):
+    from accelkit.sim.cli import build_parser
+    from accelkit.sim.completion import main as completion
+
+    assert completion(["bash"]) == 0
+    script = capsys.readouterr().out
+    assert _complete(script, "s") == ["sim", "scalesim"]
+    assert _complete(script, "sim", "--network", "") == list(NETWORKS)
+    assert _complete(script, "sim", "--preset", "") == ["tpu_v1", "eyeriss"]
+    assert _complete(script, "sim", "--dataflow", "w") == ["ws"]
+    assert _complete(script, "scalesim", "-i", "") == ["conv", "gemm"]
+    flags = {flag for action in build_parser()._actions for flag in action.option_strings}
+    assert set(_complete(script, "sim", "--")) == {flag for flag in flags if flag.startswith("--")}
+    (tmp_path / "topo.csv").write_text("")
+    assert _complete(script, "sim", "--topology", str(tmp_path / "to")) == [str(tmp_path / "topo.csv")]
+
+
+def test_zsh_completion_loads_the_bash_function(capsys):
+    from accelkit.sim.completion import main as completion
+
+    assert completion(["zsh"]) == 0
+    script = capsys.readouterr().out
+    assert "bashcompinit" in script and "complete -o default -F _accelkit accelkit" in script
+    assert _complete(script.replace("autoload -U +X bashcompinit && bashcompinit\n", ""), "sim", "--mode", "") == [
+        "native",
+        "compat",
+    ]
+    assert completion(["fish"]) == 2 and "expected one of bash, zsh, got 'fish'" in capsys.readouterr().err
