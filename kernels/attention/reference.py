@@ -68,10 +68,7 @@ def masked_scores(
 ) -> np.ndarray:
     """The scores a softmax sees: q [B, T_q, H_q, D], k [B, T_k, H_kv, D] -> s [B, H_q, T_q, T_k], after scale
     and softcap, with -inf at masked keys."""
-    q, k = _f64(q), _f64(k)
-    knobs = _knobs(causal, scale, window, softcap)
-    raw = _raw_scores(q, k, _scale(knobs, q))
-    return _mask(_softcap(raw, knobs.softcap), knobs)
+    return _scores(_f64(q), _f64(k), _knobs(causal, scale, window, softcap))[1]
 
 
 def attention(
@@ -137,10 +134,9 @@ def attention_bwd(
     _check_grad_inputs(o, lse, do, (*q.shape[:2], v.shape[-1]), (q.shape[1], q.shape[0]))
     dq, dk, dv = np.zeros(q.shape), np.zeros(k.shape), np.zeros(v.shape)
     for rows_q, rows_k in _sequences(cu_seqlens_q, cu_seqlens_k, q.shape[0], k.shape[0]):
-        grads = _dense_backward(
-            q[None, rows_q], k[None, rows_k], v[None, rows_k], o[None, rows_q], lse[None, :, rows_q],
-            do[None, rows_q], knobs,
-        )  # fmt: skip
+        # One sequence is a dense batch of one: [None] adds the B axis (lse is [H_q, total_q], so it goes first).
+        sequence = (q[None, rows_q], k[None, rows_k], v[None, rows_k], o[None, rows_q], lse[None, :, rows_q])
+        grads = _dense_backward(*sequence, do[None, rows_q], knobs)
         dq[rows_q], dk[rows_k], dv[rows_k] = (g[0] for g in grads)
     return dq, dk, dv
 
@@ -182,7 +178,7 @@ def decode_attention(
 
 
 def _dense_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, knobs: _Knobs) -> tuple[np.ndarray, np.ndarray]:
-    s = _mask(_softcap(_raw_scores(q, k, _scale(knobs, q)), knobs.softcap), knobs)
+    s = _scores(q, k, knobs)[1]
     lse = _logsumexp(s)
     p = _probabilities(s, lse)
     out = p @ _heads_first(expand_kv_heads(v, q.shape[2]))
@@ -196,8 +192,8 @@ def _dense_backward(
     h_q, scale = q.shape[2], _scale(knobs, q)
     k_h, v_h = _heads_first(expand_kv_heads(k, h_q)), _heads_first(expand_kv_heads(v, h_q))
     q_h, do_h = _heads_first(q), _heads_first(do)
-    raw = _raw_scores(q, k, scale)
-    p = _probabilities(_mask(_softcap(raw, knobs.softcap), knobs), lse)
+    raw, s = _scores(q, k, knobs)
+    p = _probabilities(s, lse)
     dv = np.swapaxes(p, -1, -2) @ do_h
     dp = do_h @ np.swapaxes(v_h, -1, -2)
     delta = _heads_first(do * o).sum(axis=-1)
@@ -211,19 +207,16 @@ def _dense_backward(
     return _heads_first(dq), _sum_groups(dk, h_kv), _sum_groups(dv, h_kv)
 
 
-def _raw_scores(q: np.ndarray, k: np.ndarray, scale: float) -> np.ndarray:
-    """scale * q . k: q [B, T_q, H_q, D], k [B, T_k, H_kv, D] -> [B, H_q, T_q, T_k]."""
+def _scores(q: np.ndarray, k: np.ndarray, knobs: _Knobs) -> tuple[np.ndarray, np.ndarray]:
+    """(raw, s), both [B, H_q, T_q, T_k]: raw = scale * q . k, and s = raw softcapped, then masked with -inf.
+
+    The cap comes first so that a masked key stays at -inf (c * tanh(-inf / c) would be -c, a visible score).
+    """
     k_h = _heads_first(expand_kv_heads(k, q.shape[2]))
-    return scale * (_heads_first(q) @ np.swapaxes(k_h, -1, -2))
-
-
-def _softcap(s: np.ndarray, softcap: float) -> np.ndarray:
-    return softcap * np.tanh(s / softcap) if softcap > 0 else s
-
-
-def _mask(s: np.ndarray, knobs: _Knobs) -> np.ndarray:
-    visible = attention_mask(s.shape[-2], s.shape[-1], causal=knobs.causal, window=knobs.window)
-    return np.where(visible, s, -np.inf)
+    raw = _scale(knobs, q) * (_heads_first(q) @ np.swapaxes(k_h, -1, -2))
+    capped = knobs.softcap * np.tanh(raw / knobs.softcap) if knobs.softcap > 0 else raw
+    visible = attention_mask(raw.shape[-2], raw.shape[-1], causal=knobs.causal, window=knobs.window)
+    return raw, np.where(visible, capped, -np.inf)
 
 
 def _logsumexp(s: np.ndarray) -> np.ndarray:
