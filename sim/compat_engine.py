@@ -115,11 +115,26 @@ def check_compat_size(layer: CompatLayer, hw: Hardware, *, word_level: bool) -> 
             raise ValueError(f"compat mode: {dims}: Hardware.{op}_offset + its {op} size must stay below 2^62")
 
 
+# SCALE-Sim's read buffers work in sets of 1% of the SRAM (100 words make the first whole set); with a one-word
+# OFMAP SRAM its write buffer drains an empty line and scalesim 3.0.0 raises IndexError.
+_MIN_SRAM_WORDS = {"ifmap": 100, "filter": 100, "ofmap": 2}
+
+
+def _check_sram_sizes(hw: Hardware) -> None:
+    for op, least in _MIN_SRAM_WORDS.items():
+        if hw.sram_words(op) < least:
+            raise ValueError(
+                f"compat mode: Hardware.{op}_sram_bytes={getattr(hw, f'{op}_sram_bytes')} holds "
+                f"{hw.sram_words(op)} words; SCALE-Sim needs at least {least}"
+            )
+
+
 def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) -> CompatRun:
     """Simulate `layer`. CALC-mode layers without repeated im2col words are replayed per fold unless
     `word_level`; everything else word by word."""
     if hw.word_bytes != 1:
         raise ValueError("compat mode needs word_bytes=1 (SCALE-Sim hard-codes 1-byte words)")
+    _check_sram_sizes(hw)
     per_fold = hw.calc_mode and unique_im2col(layer) and not word_level
     check_compat_size(layer, hw, word_level=not per_fold)
     geo = geometry(layer, hw.dataflow, hw.rows, hw.cols)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from accelkit.sim.compute import cycles_per_fold, fold_counts, spatial_dims
 from accelkit.sim.hardware import Hardware, resolve_hardware
-from accelkit.sim.workloads import Conv, Gemm
+from accelkit.sim.workloads import Conv, Gemm, check_int
 
 MODES = ("native", "compat")
 
@@ -39,7 +39,7 @@ class Fold:
     last: bool
 
 
-def fold_schedule(m: int, n: int, k: int, hw: Hardware, *, mode: str = "native") -> Iterator[Fold]:
+def fold_schedule(m: int, n: int, k: int, hw: Hardware | str, *, mode: str = "native") -> Iterator[Fold]:
     """The folds of GEMM C[m,n] = A[m,k] B[k,n] on `hw`, in execution order.
 
     Contract: the folds partition the (m, n, k) iteration space exactly once, so accumulating
@@ -50,6 +50,14 @@ def fold_schedule(m: int, n: int, k: int, hw: Hardware, *, mode: str = "native")
     and sum(f.cycles) - 1 in compat mode (SCALE-Sim reports the index of its last demand row, not a count).
     """
     _check_mode(mode)
+    m, n, k = (check_int("fold_schedule", name, value, minimum=1) for name, value in zip("mnk", (m, n, k), strict=True))
+    if not isinstance(hw, (Hardware, str)):
+        raise TypeError(f"hw must be a Hardware or a preset name, got {type(hw).__name__}")
+    # Checked here, not at the first next(): the folds themselves come from a generator.
+    return _folds(m, n, k, resolve_hardware(hw), mode)
+
+
+def _folds(m: int, n: int, k: int, hw: Hardware, mode: str) -> Iterator[Fold]:
     sr, sc, t = spatial_dims(m, n, k, hw.dataflow)
     row_folds, col_folds = fold_counts(sr, sc, hw.rows, hw.cols)
     cycles = cycles_per_fold(hw.rows, hw.cols, t, hw.dataflow, mode == "compat")

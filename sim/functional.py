@@ -257,6 +257,7 @@ def run_layer(
     on the register-level emulator (sim/systolic.py), about R x C x cycles work per fold, and checks that each
     takes exactly the cycles the engine charges."""
     _check_operands(layer, a, b)
+    check_functional_size(layer, hw, cycle_level=cycle_level)
     array = Array(hw.rows, hw.cols, mode == "compat") if cycle_level else None
     return _execute(layer, hw.dataflow, a, b, layer_tiles(layer, hw, mode=mode), array)
 
@@ -313,8 +314,9 @@ FUNCTIONAL_MAX_ELEMENTS = 2**25
 FUNCTIONAL_MAX_FOLDS = 2**20
 
 
-def check_functional_size(layer: Gemm | Conv, hw: Hardware) -> None:
-    """Raise ValueError naming the layer and the size when functional mode would not fit in memory."""
+def check_functional_size(layer: Gemm | Conv, hw: Hardware, *, cycle_level: bool = False) -> None:
+    """Raise ValueError naming the layer and the size when functional mode would not fit in memory. The
+    cycle-level emulator also holds the array's registers (rows x cols) and each fold's skewed inputs."""
     dims = layer.gemms()
     sizes = {
         "A (im2col input)": dims.count * dims.m * dims.k,
@@ -325,6 +327,10 @@ def check_functional_size(layer: Gemm | Conv, hw: Hardware) -> None:
     row_folds, col_folds = fold_counts(sr, sc, hw.rows, hw.cols)
     checks = [(f"{name} elements", size, FUNCTIONAL_MAX_ELEMENTS) for name, size in sizes.items()]
     checks.append(("folds", dims.count * row_folds * col_folds, FUNCTIONAL_MAX_FOLDS))
+    if cycle_level:
+        _, _, t = spatial_dims(dims.m, dims.n, dims.k, hw.dataflow)
+        checks.append(("PE registers (rows x cols)", hw.rows * hw.cols, FUNCTIONAL_MAX_ELEMENTS))
+        checks.append(("skewed input slots per fold", (hw.rows + hw.cols) * t, FUNCTIONAL_MAX_ELEMENTS))
     for what, value, limit in checks:
         if value > limit:
             raise ValueError(
@@ -339,7 +345,7 @@ def verify_layer(
     """Run `layer` on random int8 data through the fold schedule and demand bit-exact agreement with the oracle;
     returns the number of folds executed. Raises ScheduleError on a mismatch, ValueError when the layer is too big
     to hold in memory (`check_functional_size`)."""
-    check_functional_size(layer, hw)
+    check_functional_size(layer, hw, cycle_level=cycle_level)
     a, b = random_operands(layer, np.int8, seed=seed)
     tiles = layer_tiles(layer, hw, mode=mode)
     array = Array(hw.rows, hw.cols, mode == "compat") if cycle_level else None

@@ -202,3 +202,17 @@ def test_cycle_count_disagreement_is_detected():
     # 2R + C + T - 2 = 6 + 4 + 5 - 2 = 13 cycles per fold (T = M = 5 streams through a 3 x 4 WS array).
     with pytest.raises(F.ScheduleError, match="takes 13 cycles on the emulated array; the engine charges 14"):
         F.run_gemms(a[None], b[None], schedule, "ws", array=F.Array(3, 4))
+
+
+@pytest.mark.parametrize(
+    ("layer", "hw", "cycle_level", "what"),
+    [
+        (Gemm("big", 10**5, 10**4, 10), Hardware(12, 14), False, "C \\(outputs\\) elements"),
+        (Gemm("big", 2**40, 1, 1), Hardware(12, 14), False, "A \\(im2col input\\) elements"),
+        (Gemm("big", 4, 2**15, 2**15), Hardware(4, 4), False, "B \\(weights\\) elements"),
+        (Gemm("big", 4, 4, 4), Hardware(2**13, 2**13), True, "PE registers"),
+    ],
+)
+def test_functional_mode_refuses_what_it_cannot_hold(layer, hw, cycle_level, what):
+    with pytest.raises(ValueError, match=f"functional mode: layer 'big' has .*{what}"):
+        F.verify_layer(layer, hw, cycle_level=cycle_level)

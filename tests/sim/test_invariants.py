@@ -153,6 +153,7 @@ def test_results_do_not_depend_on_layer_order(network, hw, seed):
 
 @given(network=st.lists(layers, min_size=1, max_size=5), hw=sim_hardware())
 def test_report_totals_are_sums_of_layers(network, hw):
+    network = [dataclasses.replace(layer, name=f"layer{i}") for i, layer in enumerate(network)]
     report = simulate(network, hw)
     totals = report.totals
     assert totals.macs == sum(layer.macs for layer in network)
@@ -222,3 +223,25 @@ def test_single_mac_on_one_pe(layer, bandwidth):
     native = simulate_layer(layer, hw)
     # One fold of 2R + C + T - 2 = 2 cycles.
     assert (native.total_cycles, native.overall_util_pct) == (2, 50.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        ((1.5, 2, 3, "eyeriss"), TypeError, "fold_schedule.m must be an int"),
+        ((1, 0, 3, "eyeriss"), ValueError, "fold_schedule.n must be an int in"),
+        ((1, 2, 3, 5), TypeError, "hw must be a Hardware or a preset name"),
+    ],
+)
+def test_fold_schedule_validates_before_the_first_fold(args, error, match):
+    with pytest.raises(error, match=match):
+        fold_schedule(*args)  # raises at the call, not at the first next()
+
+
+@pytest.mark.parametrize(
+    ("sram", "field"),
+    [({"ifmap_sram_bytes": 64}, "ifmap_sram_bytes=64"), ({"ofmap_sram_bytes": 1}, "ofmap_sram_bytes=1")],
+)
+def test_compat_names_the_sram_scalesim_cannot_use(sram, field):
+    with pytest.raises(ValueError, match=f"compat mode: Hardware.{field} holds"):
+        simulate_layer(Gemm("g", 6, 6, 6), Hardware(4, 4, "ws", **sram, dram_bw_words_per_cycle=2), mode="compat")
