@@ -161,6 +161,12 @@ def test_window_mask_on_a_square():
     assert ref.attention_mask(6, 6, causal=True, window=(1, 2))[3].nonzero()[0].tolist() == [2, 3]
 
 
+@given(small(9), small(9), window_sides)
+def test_causal_is_the_window_cut_at_the_diagonal(t_q, t_k, left):
+    causal = ref.attention_mask(t_q, t_k, causal=True, window=(left, -1))
+    np.testing.assert_array_equal(causal, ref.attention_mask(t_q, t_k, window=(left, 0)))
+
+
 @given(problems())
 @strict
 def test_dense_matches_row_loop(p: Problem):
