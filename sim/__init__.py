@@ -20,6 +20,9 @@ _PUBLIC = {
     "EnergyTable": "accelkit.sim.hardware",
     "tpu_v1_like": "accelkit.sim.hardware",
     "eyeriss_like": "accelkit.sim.hardware",
+    "resolve_hardware": "accelkit.sim.hardware",
+    "words_per_cycle": "accelkit.sim.hardware",
+    "DuplicateLayerNameWarning": "accelkit.sim.api",
     "Gemm": "accelkit.sim.workloads",
     "Conv": "accelkit.sim.workloads",
 }

@@ -203,8 +203,8 @@ def tpu_v1_like() -> Hardware:
 def eyeriss_like() -> Hardware:
     """A 12x14 array at 200 MHz (Y.-H. Chen et al., "Eyeriss: An Energy-Efficient Reconfigurable Accelerator for
     Deep Convolutional Neural Networks", JSSC 2017: 168 PEs, 108 KB global buffer, 200 MHz), with the 3 x 36 KiB
-    split and weight-stationary dataflow of SCALE-Sim's configs/eyeriss.cfg. No DRAM bandwidth (CALC mode): the
-    paper gives no total off-chip bandwidth figure this preset could be set from.
+    split and weight-stationary dataflow of SCALE-Sim's configs/eyeriss.cfg. No DRAM bandwidth (CALC mode): no
+    sourced total off-chip bandwidth was found to set it from.
     """
     return Hardware(
         rows=12,
