@@ -124,13 +124,13 @@ def _(x: Tensor, word_bits: int, backend: str) -> Tensor:
 
 
 @torch.library.custom_op("accelkit::packed_binary_matmul", mutates_args=())
-def _packed_matmul_op(a_bits: Tensor, w_bits: Tensor, k: int, backend: str) -> Tensor:
-    return _gemm(a_bits, w_bits, k, backend)
+def _packed_matmul_op(a_bits: Tensor, w_bits: Tensor, k: int, out_dtype: torch.dtype, backend: str) -> Tensor:
+    return _gemm(a_bits, w_bits, k, backend, out_dtype)
 
 
 @_packed_matmul_op.register_fake
-def _(a_bits: Tensor, w_bits: Tensor, k: int, backend: str) -> Tensor:
-    return a_bits.new_empty((*a_bits.shape[:-1], w_bits.shape[0]), dtype=torch.int32)
+def _(a_bits: Tensor, w_bits: Tensor, k: int, out_dtype: torch.dtype, backend: str) -> Tensor:
+    return a_bits.new_empty((*a_bits.shape[:-1], w_bits.shape[0]), dtype=out_dtype)
 
 
 @torch.library.custom_op("accelkit::binary_matmul", mutates_args=())
@@ -210,14 +210,26 @@ def pack_bits(x: Tensor, *, word_bits: int = 32, backend: str = "auto") -> Tenso
     return _pack_op(x, word_bits, backend)
 
 
-def packed_binary_matmul(a_bits: Tensor, w_bits: Tensor, k: int, *, backend: str = "auto") -> Tensor:
-    """XNOR-popcount GEMM on packed signs: a_bits [..., W], w_bits [N, W] -> int32 [..., N].
+def packed_binary_matmul(
+    a_bits: Tensor,
+    w_bits: Tensor,
+    k: int,
+    *,
+    out_dtype: torch.dtype = torch.int32,
+    backend: str = "auto",
+) -> Tensor:
+    """XNOR-popcount GEMM on packed signs: a_bits [..., W], w_bits [N, W] -> [..., N] of out_dtype (int32).
 
     Both operands come from `pack_bits` with the same word size; k is the unpacked length K (an int, NumPy
     integers included), so out = k - 2 * popcount(a xor w) summed over the W words. Padding bits past k are
     ignored whatever their value, so every result is in [-k, k]. Pack the weights once and reuse them: only the
-    activations need packing per call.
+    activations need packing per call. out_dtype int32 or a float dtype; on the CPU a float32 result is written
+    by the GEMM itself (exact for k <= 2^24), with no second pass for the cast.
     """
+    if not isinstance(out_dtype, torch.dtype):
+        raise TypeError(f"out_dtype must be a torch.dtype, got {type(out_dtype).__name__}")
+    if out_dtype not in (torch.int32, *FLOAT_DTYPES):
+        raise ValueError(f"out_dtype must be int32 or a float dtype {FLOAT_DTYPES}, got {out_dtype}")
     check_tensor("a_bits", a_bits, tuple(WORD_DTYPES.values()), min_dim=1)
     check_tensor("w_bits", w_bits, tuple(WORD_DTYPES.values()), min_dim=2, max_dim=2)
     if w_bits.dtype != a_bits.dtype:
@@ -228,7 +240,7 @@ def packed_binary_matmul(a_bits: Tensor, w_bits: Tensor, k: int, *, backend: str
     k = check_k(k, a_bits.shape[-1], word_bits_of(a_bits.dtype, "a_bits"))
     backend = _check_backend(backend, ("a_bits", a_bits))
     check_result_size("a_bits", (*a_bits.shape[:-1], w_bits.shape[0]))
-    return _packed_matmul_op(a_bits, w_bits, k, backend)
+    return _packed_matmul_op(a_bits, w_bits, k, out_dtype, backend)
 
 
 def binary_matmul(a: Tensor, w: Tensor, *, backend: str = "auto") -> Tensor:

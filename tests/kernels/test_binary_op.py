@@ -90,7 +90,11 @@ def test_pack_bits_and_packed_matmul(shape, word_bits, dtype, layout, seed):
     assert_close("a_bits", expected.view(np.int32 if word_bits == 32 else np.int64), a_bits)
     out = ops.packed_binary_matmul(a_bits, w_bits, shape[-1])
     assert out.dtype == torch.int32
-    assert_close("out", ref.xnor_popcount_matmul(expected, ref.pack_bits(_np(w), word_bits), shape[-1]), out)
+    expected_out = ref.xnor_popcount_matmul(expected, ref.pack_bits(_np(w), word_bits), shape[-1])
+    assert_close("out", expected_out, out)
+    as_float = ops.packed_binary_matmul(a_bits, w_bits, shape[-1], out_dtype=dtype)
+    assert as_float.dtype == dtype
+    assert_close("out as float", expected_out, as_float)
 
 
 def test_sign_of_zero_is_plus_one():
@@ -133,8 +137,12 @@ def _examples():
         ),
         "pack": (torch.ops.accelkit.pack_bits.default, (torch.randn(2, 70), 32, "auto")),
         "pack_k0": (torch.ops.accelkit.pack_bits.default, (torch.randn(2, 0), 64, "auto")),
-        "packed_mm": (torch.ops.accelkit.packed_binary_matmul.default, (bits, w_bits, 37, "auto")),
-        "packed_mm_k0": (torch.ops.accelkit.packed_binary_matmul.default, (_words(3, 0), _words(2, 0), 0, "auto")),
+        "packed_mm": (torch.ops.accelkit.packed_binary_matmul.default, (bits, w_bits, 37, torch.int32, "auto")),
+        "packed_mm_f32": (torch.ops.accelkit.packed_binary_matmul.default, (bits, w_bits, 37, torch.float32, "auto")),
+        "packed_mm_k0": (
+            torch.ops.accelkit.packed_binary_matmul.default,
+            (_words(3, 0), _words(2, 0), 0, torch.int32, "auto"),
+        ),
     }
 
 
@@ -231,6 +239,8 @@ def test_k_accepts_numpy_integers():
         (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), "64"), TypeError, "k must be an int"),
         (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), torch.tensor(64)), TypeError, "k must be"),
         (lambda: ops.packed_binary_matmul((1, 2), _words(3, 2), 64), TypeError, "a_bits must be a torch.Tensor"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), 64, out_dtype="f4"), TypeError, "out_dtype"),
+        (lambda: ops.packed_binary_matmul(_words(2, 2), _words(3, 2), 64, out_dtype=torch.int8), ValueError, "out_"),
         (lambda: ops.packed_binary_matmul(_words(2, 2**26 + 1), _words(3, 2**26 + 1), 2**31 + 1), ValueError, "k="),
     ],
 )

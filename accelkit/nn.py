@@ -1,0 +1,171 @@
+"""Layers built on the accelkit ops. Importing this module imports torch.
+
+`BinaryLinear` is a drop-in for `torch.nn.Linear` whose forward is XNOR + popcount on sign bits (BinaryNet,
+Courbariaux et al. 2016; XNOR-Net, Rastegari et al. 2016): swap one `nn.Linear` for `BinaryLinear.from_linear`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from accelkit import ops
+from accelkit.kernels._common.checks import check_tensor
+from accelkit.kernels._common.dtypes import FLOAT_DTYPES
+from accelkit.kernels._common.words import as_int
+
+__all__ = ["BinaryLinear"]
+
+# 64-bit words halve the popcounts per MAC on CPUs, as in ops.binary_matmul.
+_WORD_BITS = 64
+_SCALES = (None, "channel")
+
+
+class BinaryLinear(nn.Module):
+    """y = sign(x) @ (alpha * sign(W)).T + b: a linear layer with binary weights and, by default, binary inputs.
+
+    x: [..., in_features] floating -> [..., out_features] in x's dtype. W is [out_features, in_features] and b
+    [out_features] as in nn.Linear, so state dicts and `from_linear` carry over.
+
+    - binarize_input=True (default): inputs and weights are both signs, as in BinaryNet and XNOR-Net, so the
+      product is XNOR + popcount on packed bits (`ops.binary_matmul`). False binarizes only the weights (XNOR-Net's
+      "binary-weight network"): a float matmul with alpha * sign(W), no popcount.
+    - scale=None: alpha = 1 (BinaryNet). scale="channel": XNOR-Net's per output channel alpha_n = mean_k |W_nk|,
+      learned through its exact gradient. XNOR-Net's input scale (beta, a mean over each input's receptive field)
+      is left out, as most XNOR-Net implementations do; a following normalisation layer absorbs it.
+    - Training uses the straight-through estimator: d sign(v)/dv = 1 where |v| <= 1, else 0 (ops docs). BinaryNet
+      also clips the float weights to [-1, 1] after each optimizer step; that belongs to the training loop.
+    - In eval mode without gradients (model.eval() under torch.no_grad() or torch.inference_mode()), the packed
+      sign bits of W and alpha are computed once and reused, so each call packs only the activations. The cache
+      is dropped when W changes (its in-place version counter, or a new tensor), on train() / eval(), and on
+      load_state_dict().
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        *,
+        scale: str | None = None,
+        binarize_input: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        in_features, out_features = as_int(in_features, "in_features"), as_int(out_features, "out_features")
+        if in_features < 0 or out_features < 0:
+            raise ValueError(f"in_features and out_features must be >= 0, got {in_features} and {out_features}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"bias must be a bool, got {type(bias).__name__}")
+        if scale is not None and not isinstance(scale, str):
+            raise TypeError(f"scale must be None or 'channel', got {type(scale).__name__}")
+        if scale not in _SCALES:
+            raise ValueError(f"scale must be None or 'channel', got {scale!r}")
+        if not isinstance(binarize_input, bool):
+            raise TypeError(f"binarize_input must be a bool, got {type(binarize_input).__name__}")
+        if dtype is not None and dtype not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be one of {FLOAT_DTYPES}, got {dtype}")
+        self.in_features, self.out_features = in_features, out_features
+        self.scale, self.binarize_input = scale, binarize_input
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
+        self.bias = nn.Parameter(torch.empty(out_features, **factory)) if bias else None
+        self._packed: tuple | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Linear's initialisation, so a swapped layer starts from the same distribution."""
+        if self.weight.numel():  # torch warns that initialising an empty tensor does nothing
+            nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None and self.bias.numel():
+            bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+            nn.init.uniform_(self.bias, -bound, bound)
+        self._packed = None
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, *, scale: str | None = None, binarize_input: bool = True) -> BinaryLinear:
+        """A BinaryLinear with a copy of `linear`'s weight and bias (same device and dtype)."""
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"linear must be a torch.nn.Linear, got {type(linear).__name__}")
+        layer = cls(
+            linear.in_features,
+            linear.out_features,
+            linear.bias is not None,
+            scale=scale,
+            binarize_input=binarize_input,
+            device=linear.weight.device,
+            dtype=linear.weight.dtype,
+        )
+        with torch.no_grad():
+            layer.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
+        return layer
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+            f"scale={self.scale!r}, binarize_input={self.binarize_input}"
+        )
+
+    def train(self, mode: bool = True) -> BinaryLinear:
+        self._packed = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        self._packed = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def _alpha(self) -> Tensor | None:
+        """XNOR-Net's alpha [out_features], differentiable in W; None without scaling."""
+        if self.scale is None:
+            return None
+        # |W| as W * sign(W) with the sign a constant and sign(0) = +1, so d|W|/dW = sign(W) is +1 at 0 as in
+        # ops.binarize (torch's abs gives 0 there). The mean as sum / K: 0, not NaN, for K = 0, so that a layer
+        # without inputs returns its bias as nn.Linear does.
+        w = self.weight
+        signs = torch.where(w.detach() >= 0, 1.0, -1.0).to(w.dtype)
+        return (w * signs).sum(dim=1) / max(self.in_features, 1)
+
+    def _finish(self, y: Tensor, alpha: Tensor | None, *, inplace: bool) -> Tensor:
+        if inplace:
+            if alpha is not None:
+                y.mul_(alpha)
+            return y.add_(self.bias) if self.bias is not None else y
+        if alpha is not None:
+            y = y * alpha
+        return y + self.bias if self.bias is not None else y
+
+    def _packed_weight(self) -> tuple[Tensor, Tensor | None]:
+        w = self.weight
+        key = (id(w), w._version, w.data_ptr(), w.device, w.dtype)
+        if self._packed is None or self._packed[0] != key:
+            with torch.no_grad():
+                bits = ops.pack_bits(w.detach(), word_bits=_WORD_BITS)
+                alpha = self._alpha()
+            self._packed = (key, bits, alpha)
+        return self._packed[1], self._packed[2]
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_tensor("x", x, FLOAT_DTYPES, min_dim=1)
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"x has {x.shape[-1]} features in its last dim, this layer takes {self.in_features}")
+        if x.dtype != self.weight.dtype:
+            raise ValueError(f"x has dtype {x.dtype} but the layer's weight has {self.weight.dtype}")
+        if x.device != self.weight.device:
+            raise ValueError(f"x is on {x.device} but the layer's weight is on {self.weight.device}")
+        if not self.binarize_input:
+            w = ops.binarize(self.weight, scale=self.scale) if self.in_features else self.weight
+            return nn.functional.linear(x, w, self.bias)
+        parameters = (self.weight, self.bias) if self.bias is not None else (self.weight,)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in parameters))
+        # A compiled graph packs W itself each call: the cache is Python state that a graph would bake in.
+        if self.training or needs_grad or torch.compiler.is_compiling():
+            return self._finish(ops.binary_matmul(x, self.weight), self._alpha(), inplace=False)
+        w_bits, alpha = self._packed_weight()
+        x_bits = ops.pack_bits(x, word_bits=_WORD_BITS)
+        y = ops.packed_binary_matmul(x_bits, w_bits, self.in_features, out_dtype=x.dtype)
+        return self._finish(y, alpha, inplace=True)
