@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
+import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,22 @@ from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm
 
 TABLE_HEADERS = ("layer", "cycles", "stalls", "util %", "map eff %", "energy uJ", "DRAM KB")
+
+
+def _write_whole(path: str | Path, text: str) -> Path:
+    """Write `text` to a temporary file beside `path` and rename it into place: a failure leaves no partial file
+    (and an existing one untouched)."""
+    path = Path(path)
+    # A unique name opened with "x" rather than mkstemp: the file gets the usual umask permissions, not 0600.
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with tmp.open("x", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def dram_words(stats: LayerStats) -> int:
@@ -119,19 +138,16 @@ class Report:
         }
 
     def to_json(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return _write_whole(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def to_csv(self, path: str | Path) -> Path:
         """Write one row per layer (the columns of `rows()`); totals are not a row, so the file sums cleanly."""
-        path = Path(path)
         rows = self.rows()
-        with path.open("w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else ["layer"])
-            writer.writeheader()
-            writer.writerows(rows)
-        return path
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["layer"])
+        writer.writeheader()
+        writer.writerows(rows)
+        return _write_whole(path, text.getvalue())
 
     def to_pandas(self):
         """The per-layer rows as a pandas DataFrame indexed by layer name (needs the `pandas` extra)."""

@@ -185,3 +185,19 @@ def test_nothing_in_sim_imports_torch_or_triton():
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not {name.split(".")[0] for name in names} & heavy, f"{path} imports {names}"
+
+
+def test_exports_leave_no_partial_file(tmp_path, monkeypatch):
+    report = simulate(LAYERS, SMALL)
+    target = tmp_path / "r.json"
+    target.write_text("old")
+
+    def broken(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.replace", broken)
+    for export in (report.to_json, report.to_csv):
+        with pytest.raises(OSError, match="No space left"):
+            export(target)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
