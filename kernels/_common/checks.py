@@ -5,6 +5,7 @@ a wrong dtype, rank, device or size."""
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import torch
@@ -13,6 +14,26 @@ from torch import Tensor
 # Elements of one result tensor. Beyond this the byte count of an int64 or float64 result overflows int64, which
 # is where torch's own size arithmetic breaks.
 MAX_ELEMENTS = 2**60
+
+
+def _host_memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - platforms without sysconf
+        return None
+
+
+# Read once at import: torch.compile cannot trace os.sysconf, and the machine's memory does not change.
+_HOST_MEMORY = _host_memory_bytes()
+
+
+def _memory_bytes(device: torch.device) -> int | None:
+    """Total memory of `device`: an allocation larger than this can never succeed. None where unknown."""
+    if device.type == "cpu":
+        return _HOST_MEMORY
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return None
 
 
 def check_tensor(
@@ -44,7 +65,19 @@ def check_same_device(first: tuple[str, Tensor], *others: tuple[str, Tensor]) ->
             raise ValueError(f"{other_name} is on {y.device} but {name} is on {x.device}")
 
 
-def check_result_size(name: str, shape: tuple[int, ...]) -> None:
-    """ValueError naming the argument whose sizes give a result of more than MAX_ELEMENTS elements."""
-    if all(isinstance(s, int) for s in shape) and math.prod(shape) > MAX_ELEMENTS:
-        raise ValueError(f"{name} gives a result of shape {tuple(shape)}, over {MAX_ELEMENTS} elements")
+def check_result_size(name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> None:
+    """ValueError naming the argument(s) whose sizes ask for a tensor (a result, or a copy an op must make) that cannot
+    exist: over MAX_ELEMENTS elements, or more bytes than `device` has memory. Checked before anything is allocated,
+    so a huge or stride-0 expanded input fails with a message instead of an allocator error."""
+    if torch.compiler.is_compiling() or not all(isinstance(s, int) for s in shape):
+        return  # while tracing: sizes may be symbolic, and the compiled call runs the op, which checks again
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise ValueError(f"{name}: the tensor of shape {tuple(shape)} this call needs has over {MAX_ELEMENTS} elements")
+    limit = _memory_bytes(device)
+    nbytes = count * dtype.itemsize
+    if limit is not None and nbytes > limit:
+        raise ValueError(
+            f"{name}: the tensor of shape {tuple(shape)} this call needs ({nbytes} bytes of {dtype}) exceeds the "
+            f"{limit} bytes of memory on {device}"
+        )

@@ -184,6 +184,13 @@ def _check_backend(backend: object, first: tuple[str, Tensor]) -> str:
     return backend
 
 
+def _check_pack_sizes(name: str, x: Tensor, word_bits: int) -> None:
+    """The packed words, and the float32 copy that packing makes of a half-precision input, must be able to exist."""
+    check_result_size(name, (*x.shape[:-1], num_words(x.shape[-1], word_bits)), WORD_DTYPES[word_bits], x.device)
+    if x.dtype in (torch.float16, torch.bfloat16):
+        check_result_size(name, tuple(x.shape), torch.float32, x.device)
+
+
 def binarize(x: Tensor, *, scale: str | None = None) -> Tensor:
     """alpha * sign(x) with sign(0) = +1 and a straight-through gradient (passes where |x| <= 1).
 
@@ -207,6 +214,7 @@ def pack_bits(x: Tensor, *, word_bits: int = 32, backend: str = "auto") -> Tenso
     word_bits = check_word_bits(word_bits)
     check_tensor("x", x, FLOAT_DTYPES, min_dim=1)
     backend = _check_backend(backend, ("x", x))
+    _check_pack_sizes("x", x, word_bits)
     return _pack_op(x, word_bits, backend)
 
 
@@ -239,7 +247,11 @@ def packed_binary_matmul(
     check_same_device(("a_bits", a_bits), ("w_bits", w_bits))
     k = check_k(k, a_bits.shape[-1], word_bits_of(a_bits.dtype, "a_bits"))
     backend = _check_backend(backend, ("a_bits", a_bits))
-    check_result_size("a_bits", (*a_bits.shape[:-1], w_bits.shape[0]))
+    check_result_size("a_bits, w_bits", (*a_bits.shape[:-1], w_bits.shape[0]), out_dtype, a_bits.device)
+    # The kernels read contiguous rows: a strided or expanded operand is copied first.
+    for name, t in (("a_bits", a_bits), ("w_bits", w_bits)):
+        if not t.is_contiguous():
+            check_result_size(name, tuple(t.shape), t.dtype, t.device)
     return _packed_matmul_op(a_bits, w_bits, k, out_dtype, backend)
 
 
@@ -257,7 +269,9 @@ def binary_matmul(a: Tensor, w: Tensor, *, backend: str = "auto") -> Tensor:
     if isinstance(a.shape[-1], int) and a.shape[-1] > K_MAX:
         raise ValueError(f"a has K={a.shape[-1]}, over {K_MAX}: the dot products would not fit an int32")
     backend = _check_backend(backend, ("a", a))
-    check_result_size("a", (*a.shape[:-1], w.shape[0]))
+    check_result_size("a, w", (*a.shape[:-1], w.shape[0]), a.dtype, a.device)
+    _check_pack_sizes("a", a, _MATMUL_WORD_BITS)
+    _check_pack_sizes("w", w, _MATMUL_WORD_BITS)
     return _binary_matmul_op(a, w, backend)
 
 

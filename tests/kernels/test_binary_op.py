@@ -249,11 +249,19 @@ def test_bad_input_raises(call, error, match):
         call()
 
 
-def test_result_size_is_checked_before_allocating():
-    # 2^31 x 2^31 rows from stride-0 views: no memory behind them, and a result no machine can hold.
-    a = torch.zeros(1, 1).expand(2**31, 1)
-    with pytest.raises(ValueError, match="a gives a result"):
-        ops.binary_matmul(a, torch.zeros(1, 1).expand(2**31, 1))
+def test_sizes_are_checked_before_allocating():
+    # Stride-0 views with no memory behind them, asking for results (or copies) no machine can hold: refused with
+    # a ValueError naming the argument, before any allocation.
+    huge = torch.zeros(1, 1).expand(2**31, 1)
+    with pytest.raises(ValueError, match="a, w: the tensor of shape"):
+        ops.binary_matmul(huge, torch.zeros(1, 1).expand(2**31, 1))
+    with pytest.raises(ValueError, match="x: the tensor"):
+        ops.pack_bits(torch.zeros(1, 1, dtype=torch.float16).expand(2**40, 64))
+    words = torch.zeros(1, 1, dtype=torch.int64)
+    with pytest.raises(ValueError, match="a_bits, w_bits: the tensor"):
+        ops.packed_binary_matmul(words.expand(2**40, 1), words, 64)
+    with pytest.raises(ValueError, match="w_bits: the tensor"):
+        ops.packed_binary_matmul(words, words.expand(2**40, 1), 64, out_dtype=torch.float32)
 
 
 # The CUDA route: each backend on the device against the CPU path and the oracle. These skip without a GPU.
