@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <string>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/mman.h>
@@ -203,33 +205,95 @@ void binary_gemm(const py::object& a_obj, const py::object& w_obj, int64_t k, co
 }
 
 // Result buffers of 2 MiB and more are 2 MiB aligned and marked for transparent huge pages: a fresh 64 MiB result
-// then costs 32 page faults instead of 16384 of 4 KiB, each fault a kernel entry and a page to zero, and the GEMM
-// that writes it in tiles misses the TLB 512 times less often. Where THP is off, madvise is a no-op.
-void* alloc_result(size_t bytes) {
-  constexpr size_t kHuge = size_t(2) << 20;
-  void* p = nullptr;
-#if defined(__unix__) || defined(__APPLE__)
-  if (bytes >= kHuge) {
+// then costs 32 page faults instead of 16384 of 4 KiB, and the GEMM that writes it in tiles misses the TLB 512 times
+// less often. Where THP is off, madvise is a no-op.
+//
+// Those buffers are also pooled: when a result dies its buffer is kept (at most kPoolBuffers of them, kPoolBytes in
+// all) for the next result of the same rounded size. A model that makes a result of the same shape every call, as
+// inference does, then writes into memory that is already mapped, where a fresh mapping costs a fault and a zeroed
+// page per 2 MiB, as much memory traffic again as the result itself, and an munmap (with a TLB shootdown on every
+// core) when it is freed.
+constexpr size_t kHuge = size_t(2) << 20;
+constexpr size_t kPoolBuffers = 4;
+constexpr size_t kPoolBytes = size_t(256) << 20;
+
+struct Buffer {
+  void* data;
+  size_t bytes;  // rounded size; 0 for small buffers, which go back to malloc
+};
+
+class ResultPool {
+ public:
+  Buffer take(size_t bytes) {
+    if (bytes < kHuge) {
+      void* p = std::malloc(std::max<size_t>(bytes, 1));
+      if (p == nullptr) throw std::bad_alloc();
+      return {p, 0};
+    }
     const size_t rounded = (bytes + kHuge - 1) / kHuge * kHuge;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 0; i < free_.size(); ++i) {
+        if (free_[i].bytes == rounded) {
+          const Buffer b = free_[i];
+          free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+          held_ -= rounded;
+          return b;
+        }
+      }
+    }
+    return {fresh(rounded), rounded};
+  }
+
+  void give_back(Buffer b) {
+    if (b.bytes != 0) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (free_.size() < kPoolBuffers && held_ + b.bytes <= kPoolBytes) {
+        free_.push_back(b);
+        held_ += b.bytes;
+        return;
+      }
+    }
+    std::free(b.data);
+  }
+
+ private:
+  static void* fresh(size_t rounded) {
+    void* p = nullptr;
+#if defined(__unix__) || defined(__APPLE__)
     if (posix_memalign(&p, kHuge, rounded) != 0) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE)
     madvise(p, rounded, MADV_HUGEPAGE);
 #endif
+#else
+    p = std::malloc(rounded);
+    if (p == nullptr) throw std::bad_alloc();
+#endif
     return p;
   }
-#endif
-  p = std::malloc(std::max<size_t>(bytes, 1));
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
+
+  std::mutex mutex_;
+  std::vector<Buffer> free_;
+  size_t held_ = 0;
+};
+
+ResultPool& result_pool() {
+  // Never destroyed: a result that outlives the module at interpreter exit must still find the pool.
+  static ResultPool* pool = new ResultPool();
+  return *pool;
 }
 
-// A new C-contiguous [rows, cols] array of T that owns its buffer (freed when the last view of it goes, torch
+// A new C-contiguous [rows, cols] array of T that owns its buffer (given back when the last view of it goes, torch
 // tensors made by torch.from_numpy included).
 template <typename T>
 py::array_t<T> new_result(int64_t rows, int64_t cols) {
-  void* buffer = alloc_result(static_cast<size_t>(rows) * static_cast<size_t>(cols) * sizeof(T));
-  py::capsule owner(buffer, [](void* p) { std::free(p); });
-  return py::array_t<T>({rows, cols}, static_cast<T*>(buffer), owner);
+  auto* buffer = new Buffer(result_pool().take(static_cast<size_t>(rows) * static_cast<size_t>(cols) * sizeof(T)));
+  py::capsule owner(buffer, [](void* p) {
+    auto* b = static_cast<Buffer*>(p);
+    result_pool().give_back(*b);
+    delete b;
+  });
+  return py::array_t<T>({rows, cols}, static_cast<T*>(buffer->data), owner);
 }
 
 // binary_gemm into a new result of `dtype` ("int32", or "float32" converted tile by tile inside the GEMM).

@@ -313,6 +313,23 @@ def test_gemm_new_result_owns_its_memory():
         native().binary_gemm_new(np.zeros((2, 1), np.int64), np.zeros((2, 1), np.int64), 64, "float64")
 
 
+def test_gemm_new_reuses_only_dead_results():
+    # Results of 2 MiB and more come from a pool of freed buffers: a live result must never be handed out again,
+    # and a reused buffer must be fully overwritten (the pool's memory holds the previous result's values).
+    a, w, a_bits, w_bits = _gemm_case(1024, 1024, 70, 9, 64)
+    neg = torch.from_numpy(~a_bits.numpy())
+    expected = ref.binary_matmul(a, w)
+    first = torch.from_numpy(native().binary_gemm_new(a_bits.numpy(), w_bits.numpy(), 70))
+    second = torch.from_numpy(native().binary_gemm_new(neg.numpy(), w_bits.numpy(), 70))
+    assert first.data_ptr() != second.data_ptr()
+    del first
+    # Likely in first's old buffer, whose int32 bit patterns read as float32 would be tiny denormals, not dots.
+    third = torch.from_numpy(native().binary_gemm_new(a_bits.numpy(), w_bits.numpy(), 70, "float32"))
+    assert third.data_ptr() != second.data_ptr()
+    assert_close("second, after a reuse", -expected, second)
+    assert_close("third", expected, third)
+
+
 def test_peak_probe_reports_the_threads_it_ran():
     probe = native().binary_peak_probe(threads=1)
     assert probe["threads"] == 1
