@@ -15,7 +15,7 @@ import functools
 import math
 
 from accelkit._sources import cuda_source, include_dir
-from accelkit.kernels._common.words import check_k, check_word_bits, num_words, word_bits_of
+from accelkit.kernels._common.words import ceil_div, check_k, check_word_bits, num_words, word_bits_of
 
 _TILE = 64  # outputs per block side; must match kTile in binary_gemm.cu
 _PACK_THREADS = 256  # 8 warps, one 32-bit unit per warp per iteration
@@ -118,7 +118,7 @@ def binary_pack_cuda(x, word_bits: int = 32):
             name = "accelkit_binary_pack_f32" if xc.dtype == cupy.float32 else "accelkit_binary_pack_f64"
             row_stride, col_stride = (s // rows.itemsize for s in rows.strides)
             # The kernel loops over units with a grid stride, so the grid can stay under CUDA's 65535 cap.
-            blocks = min(-(-total // (_PACK_THREADS // 32)), 65535)
+            blocks = min(ceil_div(total, _PACK_THREADS // 32), 65535)
             args = (rows, cupy.int64(rows.shape[0]), cupy.int64(k), cupy.int64(row_stride), cupy.int64(col_stride))
             _kernel(name)((blocks,), (_PACK_THREADS,), (*args, out, cupy.int64(units)))
         words_dtype = cupy.int32 if word_bits == 32 else cupy.int64
@@ -143,7 +143,7 @@ def _gemm(a_bits, w_bits, name: str, a_name: str, k):
             k = check_k(k, words, bits)
         lead = a.shape[:-1]
         m, n = math.prod(lead), w.shape[0]
-        grid = (-(-n // _TILE), -(-m // _TILE))
+        grid = (ceil_div(n, _TILE), ceil_div(m, _TILE))
         if grid[1] > _GRID_Y_MAX or n > _INT32_MAX:
             raise ValueError(f"{a_name} has {m} rows; this launcher handles at most {_GRID_Y_MAX * _TILE}")
         rows = cupy.ascontiguousarray(a.reshape(m, words))

@@ -14,6 +14,8 @@ done as M*N*K/WORD xor+popcount pairs.
 
 import numpy as np
 
+from accelkit.kernels._common.words import num_words
+
 WORD_BITS = (32, 64)
 _WORD_DTYPE = {32: np.uint32, 64: np.uint64}
 
@@ -21,10 +23,6 @@ _WORD_DTYPE = {32: np.uint32, 64: np.uint64}
 def sign(x: np.ndarray) -> np.ndarray:
     """+1 where x >= 0, else -1, as float64."""
     return np.where(np.asarray(x) >= 0, 1.0, -1.0)
-
-
-def num_words(k: int, word_bits: int) -> int:
-    return -(-k // word_bits)
 
 
 def pack_bits(x: np.ndarray, word_bits: int = 32) -> np.ndarray:

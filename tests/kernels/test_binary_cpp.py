@@ -84,7 +84,7 @@ def test_pack_special_values(isa, dtype, word_bits):
 def test_pack_edge_shapes(word_bits):
     assert binary_pack_cpu(torch.zeros(3, 0), word_bits).shape == (3, 0)
     assert binary_pack_cpu(torch.zeros(0, 7), word_bits).shape == (0, 1)
-    assert binary_pack_cpu(torch.zeros(2, 0, 65), word_bits).shape == (2, 0, -(-65 // word_bits))
+    assert binary_pack_cpu(torch.zeros(2, 0, 65), word_bits).shape == (2, 0, ref.num_words(65, word_bits))
     ones = binary_pack_cpu(-torch.ones(1), word_bits)
     assert ones.shape == (1,) and int(ones) == 1
     # All-negative rows of K = 1..word_bits: exactly the low K bits are set, padding stays 0.
@@ -275,7 +275,7 @@ def test_launchers_reject_wrong_types(call, match):
 def test_gemm_ignores_padding_bits(isa, k, word_bits):
     # Words with every bit set, padding included: the result must count only the k real bits. Before the padding
     # was masked, k = 33 in 64-bit words gave -95 instead of -33.
-    words = -(-k // word_bits)
+    words = ref.num_words(k, word_bits)
     dtype = torch.int32 if word_bits == 32 else torch.int64
     ones, zeros = torch.full((5, words), -1, dtype=dtype), torch.zeros((3, words), dtype=dtype)
     for out_dtype in (torch.int32, torch.float32):

@@ -124,7 +124,7 @@ def test_gemm_cuda_rejects_bad_k():
 def test_gemm_cuda_ignores_padding_bits(k, word_bits):
     # All-ones words set every padding bit as well: only the k real bits may count (k = 33 in 64-bit words used
     # to give -95 on the CPU).
-    words = -(-k // word_bits)
+    words = ref.num_words(k, word_bits)
     ones = torch.full((5, words), -1, dtype=torch.int32 if word_bits == 32 else torch.int64, device="cuda")
     out = _cuda().binary_gemm_cuda(ones, torch.zeros_like(ones[:3]), k)
     assert_close("ones x zeros", np.full((5, 3), -k), out.cpu())

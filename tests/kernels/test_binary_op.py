@@ -179,7 +179,7 @@ def test_torch_compile_inductor():
 def test_padding_bits_are_ignored(k, word_bits):
     # All-ones words: every real bit set (all -1) and every padding bit set too. Padding must count for nothing,
     # so a row against itself is +k and against all-zero (all +1) words is -k, never outside [-k, k].
-    words = -(-k // word_bits)
+    words = ref.num_words(k, word_bits)
     ones = torch.full((3, words), -1, dtype=torch.int32 if word_bits == 32 else torch.int64)
     zeros = torch.zeros_like(ones)
     assert_close("ones . ones", np.full((3, 3), k), ops.packed_binary_matmul(ones, ones, k))
