@@ -291,11 +291,13 @@ def test_gemm_ignores_padding_bits(isa, k, word_bits):
 
 
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int32])
+@pytest.mark.parametrize("k", [300, 20000])
 @isa_param
-def test_gemm_out_dtype(isa, out_dtype):
-    # float32 is written by the GEMM tile by tile; the others are cast from int32. Both must equal the int32 result.
-    a, w, a_bits, w_bits = _gemm_case(67, 70, 300, 3, 64)
-    out = binary_gemm_cpu(a_bits.reshape(67, 1, -1), w_bits, 300, isa=isa, out_dtype=out_dtype)
+def test_gemm_out_dtype(isa, k, out_dtype):
+    # float32 is written by the GEMM tile by tile (k = 20000 > 16384 bits takes two K chunks, so the conversion must
+    # wait for the last); the others are cast from int32. All must equal the oracle within their dtype.
+    a, w, a_bits, w_bits = _gemm_case(67, 70, k, 3, 64)
+    out = binary_gemm_cpu(a_bits.reshape(67, 1, -1), w_bits, k, isa=isa, out_dtype=out_dtype)
     assert out.dtype == out_dtype and out.shape == (67, 1, 70)
     assert_close(f"out_dtype {out_dtype}", ref.binary_matmul(a, w).reshape(67, 1, 70), out)
     empty = binary_gemm_cpu(a_bits[:, :0], w_bits[:, :0], 0, isa=isa, out_dtype=out_dtype)
