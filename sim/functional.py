@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelkit.sim.compute import fold_counts, spatial_dims
+from accelkit.sim.compute import cycles_per_fold, fold_counts, spatial_dims
 from accelkit.sim.engine import fold_schedule
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm, show_int
@@ -308,6 +308,9 @@ def _direct_conv(layer: Conv, x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out.reshape(layer.batch, ho, wo, layer.num_filters)
 
 
+# The cycle-level emulator takes one NumPy step per cycle, about 24 us each measured here (13 M steps: 310 s), so
+# 2^18 cycles bound a check to about 6 s.
+FUNCTIONAL_MAX_EMULATED_CYCLES = 2**18
 # Functional mode holds every operand, its im2col and a float64 copy of each fold's tiles, and one Tile per fold:
 # 2^25 elements is 256 MiB as float64; ResNet-50's largest im2col (conv1: 12,544 x 147) is 1.8 M elements.
 FUNCTIONAL_MAX_ELEMENTS = 2**25
@@ -331,6 +334,8 @@ def check_functional_size(layer: Gemm | Conv, hw: Hardware, *, cycle_level: bool
         _, _, t = spatial_dims(dims.m, dims.n, dims.k, hw.dataflow)
         checks.append(("PE registers (rows x cols)", hw.rows * hw.cols, FUNCTIONAL_MAX_ELEMENTS))
         checks.append(("skewed input slots per fold", (hw.rows + hw.cols) * t, FUNCTIONAL_MAX_ELEMENTS))
+        cycles = dims.count * row_folds * col_folds * cycles_per_fold(hw.rows, hw.cols, t, hw.dataflow, compat=False)
+        checks.append(("cycles to emulate", cycles, FUNCTIONAL_MAX_EMULATED_CYCLES))
     for what, value, limit in checks:
         if value > limit:
             raise ValueError(

@@ -211,6 +211,7 @@ def test_cycle_count_disagreement_is_detected():
         (Gemm("big", 2**40, 1, 1), Hardware(12, 14), False, "A \\(im2col input\\) elements"),
         (Gemm("big", 4, 2**15, 2**15), Hardware(4, 4), False, "B \\(weights\\) elements"),
         (Gemm("big", 4, 4, 4), Hardware(2**13, 2**13), True, "PE registers"),
+        (Gemm("big", 2717, 12135, 3), Hardware(256, 3), True, "cycles to emulate"),
     ],
 )
 def test_functional_mode_refuses_what_it_cannot_hold(layer, hw, cycle_level, what):
