@@ -20,6 +20,10 @@ PROG = "accelkit sim"
 DEFAULT_PRESET = "tpu_v1"
 # SCALE-Sim configs carry no clock; Hardware's default then applies and the CLI says so.
 CONFIG_CLOCK_NOTE = "a SCALE-Sim config has no clock: latency is at {mhz:g} MHz (set it with --clock-mhz)"
+CONFIG_BANDWIDTH_NOTE = (
+    "the config's Bandwidth of {bw:g} words/cycle is per operand in SCALE-Sim; native mode reads it as the total "
+    "of one shared DRAM channel (set it with --bandwidth)"
+)
 
 
 class UsageError(Exception):
@@ -148,6 +152,8 @@ def _base_hardware(args: argparse.Namespace) -> Hardware:
     hw = read_config(args.config).hardware
     if args.clock_mhz is None:
         _note(CONFIG_CLOCK_NOTE.format(mhz=hw.clock_mhz))
+    if args.mode == "native" and not hw.calc_mode and not hasattr(args, "bandwidth"):
+        _note(CONFIG_BANDWIDTH_NOTE.format(bw=hw.dram_bw_words_per_cycle))
     return hw
 
 

@@ -354,3 +354,14 @@ def test_zsh_completion_loads_the_bash_function(capsys):
         "compat",
     ]
     assert completion(["fish"]) == 2 and "expected one of bash, zsh, got 'fish'" in capsys.readouterr().err
+
+
+def test_user_mode_config_in_native_mode_says_how_it_reads_the_bandwidth(capsys, tmp_path):
+    (tmp_path / "scale.cfg").write_text(SCALESIM_CFG.replace("InterfaceBandwidth: CALC", "InterfaceBandwidth: USER"))
+    argv = ["--config", str(tmp_path / "scale.cfg"), "--network", "resnet50", "--clock-mhz", "500", "--quiet"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0 and err == (
+        "accelkit sim: note: the config's Bandwidth of 10 words/cycle is per operand in SCALE-Sim; native mode reads "
+        "it as the total of one shared DRAM channel (set it with --bandwidth)\n"
+    )
+    assert run(capsys, *argv, "--bandwidth", "30")[2] == ""
