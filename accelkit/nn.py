@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from accelkit import ops
-from accelkit.kernels._common.checks import check_tensor
+from accelkit.kernels._common.checks import check_result_size, check_tensor
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.kernels._common.words import as_int
 
@@ -157,6 +157,7 @@ class BinaryLinear(nn.Module):
             raise ValueError(f"x has dtype {x.dtype} but the layer's weight has {self.weight.dtype}")
         if x.device != self.weight.device:
             raise ValueError(f"x is on {x.device} but the layer's weight is on {self.weight.device}")
+        check_result_size("x", (*x.shape[:-1], self.out_features), x.dtype, x.device)
         if not self.binarize_input:
             w = ops.binarize(self.weight, scale=self.scale) if self.in_features else self.weight
             return nn.functional.linear(x, w, self.bias)

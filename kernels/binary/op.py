@@ -202,6 +202,7 @@ def binarize(x: Tensor, *, scale: str | None = None) -> Tensor:
     if scale not in SCALES:
         raise ValueError(f"scale must be None, 'tensor' or 'channel', got {scale!r}")
     check_tensor("x", x, FLOAT_DTYPES, min_dim=2 if scale == "channel" else 0)
+    check_result_size("x", tuple(x.shape), x.dtype, x.device)
     return _binarize_op(x, scale)
 
 

@@ -176,6 +176,7 @@ def test_from_linear_and_state_dict_carry_over():
         (lambda: aknn.BinaryLinear(4, 3)(torch.randn(2, 4).double()), ValueError, "dtype"),
         (lambda: aknn.BinaryLinear(4, 3)([1.0] * 4), TypeError, "x must be a torch.Tensor"),
         (lambda: aknn.BinaryLinear.from_linear(torch.nn.Conv1d(1, 1, 1)), TypeError, "linear"),
+        (lambda: aknn.BinaryLinear(1, 2**20)(torch.zeros(1, 1).expand(2**40, 1)), ValueError, "x: the tensor"),
     ],
 )
 def test_bad_input(call, error, match):

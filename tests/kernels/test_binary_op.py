@@ -257,6 +257,8 @@ def test_sizes_are_checked_before_allocating():
         ops.binary_matmul(huge, torch.zeros(1, 1).expand(2**31, 1))
     with pytest.raises(ValueError, match="x: the tensor"):
         ops.pack_bits(torch.zeros(1, 1, dtype=torch.float16).expand(2**40, 64))
+    with pytest.raises(ValueError, match="x: the tensor"):
+        ops.binarize(torch.zeros(1, 1).expand(2**40, 2**10))
     words = torch.zeros(1, 1, dtype=torch.int64)
     with pytest.raises(ValueError, match="a_bits, w_bits: the tensor"):
         ops.packed_binary_matmul(words.expand(2**40, 1), words, 64)
