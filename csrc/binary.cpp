@@ -504,7 +504,8 @@ Status pack(const T* x, int64_t rows, int64_t k, int64_t row_stride, int64_t col
   // The vector paths need unit-stride rows; other layouts take the scalar gather.
   const int64_t full = col_stride == 1 && isa != Isa::scalar ? k / 32 : 0;
   const bool parallel = rows > 1 && rows * k >= kParallelPackElements;
-#pragma omp parallel for schedule(static) if (parallel)
+  // Dynamic in blocks of 16 rows, as the GEMM's tiles: on a shared host a static split waits for the slowest thread.
+#pragma omp parallel for schedule(dynamic, 16) if (parallel)
   for (int64_t r = 0; r < rows; ++r) {
     const T* row = x + r * row_stride;
     uint32_t* dst = out + r * units;
