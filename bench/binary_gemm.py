@@ -10,8 +10,9 @@ One binary MAC is one +-1 product summed into a dot product (one bit of XOR + po
 
 The popcount peak is a model, not a measurement of the GEMM: the rate at which the threads the GEMM uses could
 count bits if they did nothing else, 512 bits x the VPOPCNTQ zmm instructions per second that a native probe
-retires when all those threads run it at once. Measured, not derived from a per-core table, because vCPUs may
-share a core or a busy host: then two threads count no faster than one, and the peak says so.
+retires when all those threads run it at once (the higher of a probe before and one after the timings). Measured,
+not derived from a per-core table, because vCPUs may share a core or a busy host: then two threads count no faster
+than one, and the peak says so.
 """
 
 import argparse
@@ -64,6 +65,9 @@ def run(argv: list[str]) -> dict:
     threads = C.cpu_features()["threads"]
     isa = C.binary_isa() if args.isa == "auto" else args.isa
 
+    # The probe runs before and after the timings and the higher aggregate is the peak: on a shared host a probe
+    # that ran while another process held a core would lower the peak and flatter the fraction.
+    probes = [C.binary_peak_probe(threads=threads)]
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=gen)
     w = torch.randn(n, n, generator=gen)
@@ -83,12 +87,10 @@ def run(argv: list[str]) -> dict:
     macs = float(n) ** 3
     rate = {name: macs / t["median"] for name, t in (("public", public), ("kernel", kernel), ("e2e", end_to_end))}
     rate["serve"], rate["peer"] = macs / serve["median"], macs / peer["median"]
-    probe = C.binary_peak_probe(threads=threads)
-    clock, per_thread, all_threads = (
-        probe["clock_hz"],
-        probe["vpopcntq_per_second"],
-        probe["vpopcntq_per_second_all_threads"],
-    )
+    probes.append(C.binary_peak_probe(threads=threads))
+    probe = max(probes, key=lambda p: p["vpopcntq_per_second_all_threads"])
+    clock, per_thread = probe["clock_hz"], probe["vpopcntq_per_second"]
+    all_threads = probe["vpopcntq_per_second_all_threads"]
     peak = all_threads * VECTOR_BITS
     fraction = rate["public"] / peak if peak else None
     fraction_kernel = rate["kernel"] / peak if peak else None
@@ -151,6 +153,7 @@ def run(argv: list[str]) -> dict:
         "cpuinfo_mhz": mhz,
         "vpopcntq_per_second_1_thread": per_thread,
         "vpopcntq_per_second_all_threads": all_threads,
+        "vpopcntq_per_second_all_threads_probes": [p["vpopcntq_per_second_all_threads"] for p in probes],
         "popcount_peak_model": peak or None,
         "popcount_peak_fraction": fraction,
         "popcount_peak_fraction_kernel_only": fraction_kernel,
