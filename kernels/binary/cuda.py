@@ -41,7 +41,7 @@ def _kernel(name: str):
     return _module().get_function(name)
 
 
-def _torch_stream(x):
+def _torch_stream(x, name: str):
     """torch's current stream on x's device when x is a torch CUDA tensor; None for a CuPy array."""
     cupy = _cupy()
     if isinstance(x, cupy.ndarray):
@@ -49,9 +49,9 @@ def _torch_stream(x):
     import torch
 
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected a torch CUDA tensor or a cupy array, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch CUDA tensor or a cupy array, got {type(x).__name__}")
     if not x.is_cuda:
-        raise ValueError(f"expected a CUDA tensor, got device {x.device}")
+        raise ValueError(f"{name} must be on a CUDA device, got {x.device}")
     return torch.cuda.current_stream(x.device)
 
 
@@ -98,7 +98,7 @@ def binary_pack_cuda(x, word_bits: int = 32):
     bfloat16 convert to float32 first, which keeps every sign and NaN."""
     cupy = _cupy()
     word_bits = check_word_bits(word_bits)
-    torch_stream = _torch_stream(x)
+    torch_stream = _torch_stream(x, "x")
     with _on_stream(torch_stream):
         xc = _as_cupy(x.float() if _is_half_torch(x) else x, "x")
         if xc.dtype == cupy.float16:
@@ -127,7 +127,7 @@ def binary_pack_cuda(x, word_bits: int = 32):
 
 def _gemm(a_bits, w_bits, name: str, a_name: str, k):
     cupy = _cupy()
-    torch_stream = _torch_stream(a_bits)
+    torch_stream = _torch_stream(a_bits, a_name)
     with _on_stream(torch_stream):
         a = _as_cupy(a_bits, a_name)
         w = _as_cupy(w_bits, "w_bits")
