@@ -18,6 +18,18 @@ class ConfigError(ValueError):
     """A bad SCALE-Sim config or topology file; the message starts with `file:line:`."""
 
 
+# Sizes, offsets and bandwidths must fit int64, as SCALE-Sim's NumPy arrays hold them; past that the simulator's
+# own checks would refuse them without naming the file, line and key.
+INT64_MAX = 2**63 - 1
+# A bad value is quoted in the message up to this many characters: a 5000-digit number stays readable.
+_QUOTE_CHARS = 40
+
+
+def quote(raw: str) -> str:
+    """`raw` for an error message, shortened past _QUOTE_CHARS characters."""
+    return repr(raw) if len(raw) <= _QUOTE_CHARS else f"{raw[:_QUOTE_CHARS]!r}... ({len(raw)} characters)"
+
+
 @dataclass(frozen=True)
 class ScaleSimConfig:
     """What a SCALE-Sim config describes: the hardware plus the run-level settings outside it."""
@@ -98,14 +110,19 @@ class _Source:
             raise self.error(section, key, "missing key")
         return self.parser.get(section, key).strip()
 
-    def get_int(self, section: str, key: str, default: int | None = None, *, minimum: int = 1) -> int:
+    def get_int(
+        self, section: str, key: str, default: int | None = None, *, minimum: int = 1, maximum: int = INT64_MAX
+    ) -> int:
         raw = self.get(section, key, None if default is None else str(default))
         try:
             value = int(raw)
         except ValueError:
-            raise self.error(section, key, f"expected an integer, got {raw!r}") from None
+            # Also what int() raises for a number of over 4300 digits.
+            raise self.error(section, key, f"expected an integer, got {quote(raw)}") from None
         if value < minimum:
             raise self.error(section, key, f"must be >= {minimum}, got {value}")
+        if value > maximum:
+            raise self.error(section, key, f"must be <= {maximum}, got {quote(str(value))}")
         return value
 
     def get_bool(self, section: str, key: str, default: bool) -> bool:
@@ -135,9 +152,9 @@ def _bandwidths(src: _Source) -> tuple[int | None, int | None, int | None]:
     try:
         ofmap_bw = [int(x.strip()) for x in raw.split(",")][0]
     except ValueError:
-        raise src.error("architecture_presets", "Bandwidth", f"expected integers, got {raw!r}") from None
-    if ofmap_bw < 1:
-        raise src.error("architecture_presets", "Bandwidth", f"must be >= 1, got {ofmap_bw}")
+        raise src.error("architecture_presets", "Bandwidth", f"expected integers, got {quote(raw)}") from None
+    if not 1 <= ofmap_bw <= INT64_MAX:
+        raise src.error("architecture_presets", "Bandwidth", f"must be in [1, {INT64_MAX}], got {quote(str(ofmap_bw))}")
     # v3 reads IFMAP and filter DRAM bandwidth from [layout]; a v2 file has no [layout] and uses Bandwidth.
     bws = []
     for op in ("Ifmap", "Filter"):
@@ -159,7 +176,8 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     dataflow = src.get(arch, "Dataflow")
     if dataflow not in ("os", "ws", "is"):
         raise src.error(arch, "Dataflow", f"expected os, ws or is, got {dataflow!r}")
-    kib = {op: src.get_int(arch, f"{op}SramSzkB") for op in ("Ifmap", "Filter", "Ofmap")}
+    # KiB, so the byte count (x 1024) fits int64 too.
+    kib = {op: src.get_int(arch, f"{op}SramSzkB", maximum=INT64_MAX // 1024) for op in ("Ifmap", "Filter", "Ofmap")}
     offsets = {op: src.get_int(arch, f"{op}Offset", minimum=0) for op in ("Ifmap", "Filter", "Ofmap")}
     topology = None
     if src.parser.has_section("network_presets") and src.parser.has_option("network_presets", "TopologyCsvLoc"):
@@ -178,11 +196,36 @@ def read_config(path: str | Path) -> ScaleSimConfig:
         filter_offset=offsets["Filter"],
         ofmap_offset=offsets["Ofmap"],
     )
+    _check_run_name(src, run_name)
     try:
         hw = Hardware(**fields, run_name=run_name)
-    except ValueError as exc:
-        raise src.error("general", "run_name", str(exc)) from exc
+    except (ValueError, TypeError) as exc:
+        # Hardware names the field it refused; the message names the key that set it.
+        field = re.match(r"Hardware\.(\w+)", str(exc))
+        section, key = _FIELD_KEYS.get(field.group(1) if field else "", ("general", "run_name"))
+        raise src.error(section, key, str(exc)) from exc
     return ScaleSimConfig(hw, topology, str(path))
+
+
+# The config key behind each Hardware field, for errors Hardware raises (say, an array too large to simulate).
+_FIELD_KEYS = {
+    "rows": ("architecture_presets", "ArrayHeight"),
+    "cols": ("architecture_presets", "ArrayWidth"),
+    "dataflow": ("architecture_presets", "Dataflow"),
+    **{f"{op.lower()}_sram_bytes": ("architecture_presets", f"{op}SramSzkB") for op in ("Ifmap", "Filter", "Ofmap")},
+    **{f"{op.lower()}_offset": ("architecture_presets", f"{op}Offset") for op in ("Ifmap", "Filter", "Ofmap")},
+    "dram_bw_words_per_cycle": ("architecture_presets", "Bandwidth"),
+    "ifmap_dram_bw_words_per_cycle": ("layout", "IfmapSRAMBankBandwidth"),
+    "filter_dram_bw_words_per_cycle": ("layout", "FilterSRAMBankBandwidth"),
+    "run_name": ("general", "run_name"),
+}
+
+
+def _check_run_name(src: _Source, run_name: str) -> None:
+    """run_name names the report folder inside OUTDIR (`accelkit scalesim -p`): a path separator or `..` would
+    put the reports elsewhere, and `.` or `..` would replace OUTDIR itself."""
+    if "/" in run_name or "\\" in run_name or run_name in (".", ".."):
+        raise src.error("general", "run_name", f"must name a folder inside the output folder, got {run_name!r}")
 
 
 # scalesim 3.0.0 reads the bandwidth keys in CALC mode too, and ignores them; its sample configs carry 10.
@@ -254,6 +297,8 @@ def config_text(hw: Hardware) -> str:
     if hw.run_name != hw.run_name.strip() or any(c in hw.run_name for c in "\r\n"):
         # configparser strips a value's outer spaces and ends it at a line break: such a name would not read back.
         raise ValueError(f"Hardware.run_name={hw.run_name!r} must be one line without leading or trailing spaces")
+    if any(c in hw.run_name for c in "/\\") or hw.run_name in (".", ".."):
+        raise ValueError(f"Hardware.run_name={hw.run_name!r} must name a folder: no path separators, not . or ..")
     return _V3_TEMPLATE.format(
         run_name=hw.run_name,
         rows=hw.rows,

@@ -4,7 +4,8 @@ The first line is a header and is skipped; blank lines are skipped. SCALE-Sim dr
 (`row.split(',')[:-1]`), which is why its rows end with a comma; here a trailing empty field is dropped and a
 row without the comma keeps all its fields, instead of silently losing the last one. A trailing `N:M` sparsity
 field is accepted and ignored, as scalesim does with sparsity off. A conv layer whose name contains "DP" is
-expanded, as SCALE-Sim does, into one single-channel layer per channel named `<name>Channel_<i>`.
+expanded, as SCALE-Sim does, into one single-channel layer per channel named `<name>Channel_<i>`. Values must fit
+int64, as in SCALE-Sim's NumPy arrays, and a "DP" layer may have at most MAX_DEPTHWISE_CHANNELS channels.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ import re
 from pathlib import Path
 
 from accelkit.sim.compat_streams import CompatLayer
-from accelkit.sim.scalesim.config import ConfigError, read_text
+from accelkit.sim.scalesim.config import INT64_MAX, ConfigError, quote, read_text
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_COLUMNS = ("M", "N", "K")
+# A "DP" layer becomes one layer per channel, each simulated on its own. The widest depthwise layers of common
+# networks have 960 (MobileNetV2) to 3840 (EfficientNet-B7) channels; 65536 is 17x that, and refusing past it
+# keeps a typo like 10^11 channels from building 10^11 layers (hours and all of memory) before anything runs.
+MAX_DEPTHWISE_CHANNELS = 2**16
 
 
 def _fields(row: str) -> list[str]:
@@ -32,11 +37,14 @@ def _ints(path: Path, line: int, name: str, fields: list[str], columns: tuple[st
         try:
             value = int(raw)
         except ValueError:
+            # Also what int() raises for a number of over 4300 digits.
             raise ConfigError(
-                f"{path}:{line}: layer {name!r}, column {column!r}: expected an integer, got {raw!r}"
+                f"{path}:{line}: layer {name!r}, column {column!r}: expected an integer, got {quote(raw)}"
             ) from None
-        if value < 1:
-            raise ConfigError(f"{path}:{line}: layer {name!r}, column {column!r}: must be >= 1, got {value}")
+        if not 1 <= value <= INT64_MAX:
+            raise ConfigError(
+                f"{path}:{line}: layer {name!r}, column {column!r}: must be in [1, {INT64_MAX}], got {quote(raw)}"
+            )
         values.append(value)
     return values
 
@@ -62,6 +70,11 @@ def _conv(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
         column = "Filter Height" if r > h else "Filter Width"
         raise ConfigError(f"{path}:{line}: layer {name!r}, column {column!r}: filter larger than the IFMAP")
     if "DP" in name:
+        if c > MAX_DEPTHWISE_CHANNELS:
+            raise ConfigError(
+                f"{path}:{line}: layer {name!r}, column 'Channels': a depthwise (DP) layer is simulated once per "
+                f"channel; {c} channels is over the {MAX_DEPTHWISE_CHANNELS} supported"
+            )
         return [CompatLayer(f"{name}Channel_{i}", h, w, r, s, 1, n, stride, stride) for i in range(c)]
     return [CompatLayer(name, h, w, r, s, c, n, stride, stride)]
 
