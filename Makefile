@@ -4,6 +4,8 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 # A CPU build of torch 2.13.0 lies on this machine's disk; another pin downloads a CUDA build of several GB.
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
+# Where the default torch wheel is a CUDA build, TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU one.
+TORCH_INDEX ?=
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.accelkit-installed
@@ -19,8 +21,8 @@ $(PY):
 
 # The stamp depends on the native sources, so an edit to csrc/ rebuilds the extension on the next make.
 $(STAMP): $(PY) $(NATIVE_SOURCES)
-	$(PIP) install --quiet "$(TORCH_SPEC)"
-	$(PIP) install --quiet "setuptools>=69" "pybind11>=2.12" wheel
+	$(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
+	$(PIP) install --quiet "setuptools>=77" "pybind11>=2.12" wheel
 	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
