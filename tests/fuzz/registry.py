@@ -1,0 +1,9 @@
+"""The fuzz registry: every public op, simulator entry point, file parser and command line that test_fuzz.py
+drives. Each family of targets lives in its own module (ops.py, sim.py, files.py) as a TARGETS list of
+`core.Target`s; a new op joins by adding its Target to one of them, or a new module to this list (README.md).
+"""
+
+from fuzz import files, ops, sim
+from fuzz.core import Target
+
+REGISTRY: list[Target] = [*ops.TARGETS, *sim.TARGETS, *files.TARGETS]
