@@ -19,6 +19,7 @@ from tolerance import assert_close, assert_within_peer_error
 
 from accelkit.kernels.attention import reference as ref
 from accelkit.kernels.lean_attention import triton_kernels as tk
+from accelkit.kernels.lean_attention.op import lean_attention, split_kv_attention
 from accelkit.kernels.lean_attention.schedule import lean_schedule
 
 
@@ -196,3 +197,204 @@ def same_precision_decode(case: Case) -> torch.Tensor:
         p = torch.softmax(s.masked_fill(~visible, float("-inf")), dim=-1).nan_to_num(0.0)
         out[b] = (p @ v).transpose(0, 1)
     return out
+
+
+# --- The public ops (CPU: the C++ path of cpu.py) ---------------------------------------------------------------
+
+
+def call(fn, case: Case, q: torch.Tensor | None = None, **kwargs):
+    return fn(q if q is not None else case.q, case.k, case.v, case.seqlens, block_table=case.table, **kwargs)
+
+
+@given(
+    st.lists(st.one_of(st.sampled_from([0, 1, 2, 255, 256, 257]), st.integers(0, 700)), min_size=1, max_size=4),
+    st.sampled_from([0, 1, 2, 5]),  # 0: q [B, H_q, D], one token
+    st.sampled_from([(1, 1), (4, 1), (6, 2), (3, 3)]),
+    st.sampled_from([1, 7, 64, 80, 128]),
+    st.sampled_from([None, 1, 3, 64]),
+    st.sampled_from([None, 1, 16]),
+    st.sampled_from(["lean", "split"]),
+    seeds,
+)
+def test_op_matches_oracle_cpu(lengths, t_q, heads, d, count, page_size, kind, seed):
+    lengths = [max(n, t_q) if n else 0 for n in lengths]
+    case = make_case(lengths, max(t_q, 1), *heads, d, seed=seed)
+    if page_size is not None:
+        case = paged(case, page_size, seed=seed)
+    q = case.q[:, 0] if t_q == 0 else case.q
+    fn, knob = (lean_attention, "num_programs") if kind == "lean" else (split_kv_attention, "num_splits")
+    out, lse = call(fn, case, q, return_lse=True, **{knob: count})
+    ref_out, ref_lse = case.oracle()
+    if t_q == 0:
+        ref_out, ref_lse = ref_out[:, 0], ref_lse[..., 0]
+    assert out.shape == q.shape and lse.shape == ref_lse.shape and lse.dtype == torch.float32
+    np.testing.assert_array_equal(torch.isneginf(lse).numpy(), np.isneginf(ref_lse))
+    assert_close("out", ref_out, out)
+    finite = np.isfinite(ref_lse)
+    assert_close("lse", ref_lse[finite], lse[torch.from_numpy(finite)])
+
+
+def test_op_invariant_to_num_programs_cpu():
+    case = make_case([1, 0, 3000, 700], 2, 8, 2, 64, seed=21)
+    ref_out, _ = case.oracle()
+    first = None
+    for programs in (1, 2, 7, 200):
+        out = call(lean_attention, case, num_programs=programs)
+        assert_close(f"out with {programs} programs", ref_out, out)
+        first = out if first is None else first
+        assert_close(f"out with {programs} programs vs 1", first, out)
+
+
+@pytest.mark.parametrize("page_size", [1, 16, 256])
+def test_op_paged_equals_contiguous_cpu(page_size):
+    case = make_case([300, 0, 1, 513], 3, 4, 4, 32, seed=page_size)
+    want, want_lse = call(lean_attention, case, return_lse=True, num_programs=5)
+    got, lse = call(lean_attention, paged(case, page_size, seed=3), return_lse=True, num_programs=5)
+    assert_close("paged out", want, got)
+    finite = torch.isfinite(want_lse)
+    assert torch.equal(torch.isneginf(lse), torch.isneginf(want_lse))
+    assert_close("paged lse", want_lse[finite], lse[finite])
+
+
+@pytest.mark.parametrize("fn", ["lean", "split"])
+def test_op_bf16_cpu_within_flash_criterion(fn):
+    case = make_case([400, 17, 1], 2, 4, 2, 64, seed=31, dtype=torch.bfloat16)
+    out = call(lean_attention if fn == "lean" else split_kv_attention, case)
+    assert out.dtype == torch.bfloat16
+    assert_within_peer_error("out", case.oracle()[0], out, same_precision_decode(case), dtype=torch.bfloat16)
+
+
+def _op_samples() -> list[tuple]:
+    contiguous = make_case([40, 0, 7], 2, 4, 2, 16, seed=41)
+    pages = paged(make_case([40, 3], 1, 2, 1, 16, seed=42), 16, seed=5)
+    return [
+        (contiguous.q, contiguous.k, contiguous.v, contiguous.seqlens, None, 0.25, 3),
+        (pages.q, pages.k, pages.v, pages.seqlens, pages.table, 0.25, None),
+    ]
+
+
+@pytest.mark.parametrize("op", ["lean_attention", "split_kv_attention"])
+def test_opcheck(op):
+    for args in _op_samples():
+        # The caches hold NaN past each length on purpose; opcheck compares outputs only.
+        torch.library.opcheck(getattr(torch.ops.accelkit, op).default, args)
+
+
+@pytest.mark.parametrize("fn", ["lean", "split"])
+def test_torch_compile_fullgraph(fn):
+    op = lean_attention if fn == "lean" else split_kv_attention
+    case = make_case([50, 1], 1, 4, 2, 32, seed=51)
+    q = case.q[:, 0]
+
+    def step(q, k, v, seqlens):
+        out, lse = op(q, k, v, seqlens, return_lse=True)
+        return out * 2.0, lse
+
+    compiled = torch.compile(step, fullgraph=True, backend="aot_eager")
+    out, lse = compiled(q, case.k, case.v, case.seqlens)
+    want, want_lse = step(q, case.k, case.v, case.seqlens)
+    assert_close("compiled out", want, out)
+    assert_close("compiled lse", want_lse, lse)
+    assert_close("compiled vs oracle", 2.0 * case.oracle()[0][:, 0], out)
+
+
+def test_public_ops_are_exported():
+    import accelkit.ops
+
+    assert accelkit.ops.lean_attention is lean_attention
+    assert accelkit.ops.split_kv_attention is split_kv_attention
+
+
+def _bad(**changes):
+    case = make_case([5, 3], 2, 4, 2, 16, seed=61)
+    args = {"q": case.q, "k_cache": case.k, "v_cache": case.v, "cache_seqlens": case.seqlens}
+    kwargs = {}
+    for key, value in changes.items():
+        (args if key in args else kwargs)[key] = value(case) if callable(value) else value
+    return args, kwargs
+
+
+BAD_INPUTS = [
+    ("q", dict(q=lambda c: c.q.repeat(1, 1, 1, 1)[:, :, :3])),  # 3 query heads over 2 KV heads
+    ("k_cache", dict(k_cache=lambda c: c.k[..., :8])),  # head dims differ
+    ("q", dict(q=lambda c: torch.zeros(2, 2, 4, 300), k_cache=lambda c: torch.zeros(2, 5, 2, 300),
+               v_cache=lambda c: torch.zeros(2, 5, 2, 300))),  # head dim out of range
+    ("k_cache", dict(k_cache=lambda c: c.k.double())),
+    ("v_cache", dict(v_cache=lambda c: c.v.bfloat16())),
+    ("q", dict(q=lambda c: c.q.half(), k_cache=lambda c: c.k.half(), v_cache=lambda c: c.v.half())),  # CPU fp16
+    ("cache_seqlens", dict(cache_seqlens=lambda c: torch.tensor([6, 3], dtype=torch.int32))),  # past T_cache
+    ("cache_seqlens", dict(cache_seqlens=lambda c: torch.tensor([-1, 3], dtype=torch.int32))),
+    ("cache_seqlens", dict(cache_seqlens=lambda c: c.seqlens.long())),
+    ("cache_seqlens", dict(cache_seqlens=lambda c: c.seqlens[:1])),
+    ("T_q", dict(q=lambda c: torch.zeros(2, 17, 4, 16))),
+    ("block_table", dict(k_cache=lambda c: torch.zeros(3, 4, 2, 16), v_cache=lambda c: torch.zeros(3, 4, 2, 16),
+                         block_table=torch.tensor([[0, 1], [3, 0]], dtype=torch.int32))),  # page 3 of 3 blocks
+    ("block_table", dict(k_cache=lambda c: torch.zeros(3, 4, 2, 16), v_cache=lambda c: torch.zeros(3, 4, 2, 16),
+                         block_table=torch.tensor([[0, 1], [2, 0]], dtype=torch.int64))),
+    ("cache_seqlens", dict(k_cache=lambda c: torch.zeros(3, 2, 2, 16), v_cache=lambda c: torch.zeros(3, 2, 2, 16),
+                           block_table=torch.tensor([[0, 1], [2, 0]], dtype=torch.int32))),  # 5 keys > 2 pages of 2
+    ("num_programs", dict(num_programs=0)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "changes"), BAD_INPUTS)
+def test_bad_input_raises_value_error_naming_argument(name, changes):
+    args, kwargs = _bad(**changes)
+    with pytest.raises(ValueError, match=name):
+        lean_attention(*args.values(), **kwargs)
+
+
+def test_bad_types_raise_type_error():
+    case = make_case([5], 1, 1, 1, 16, seed=71)
+    with pytest.raises(TypeError, match="scale"):
+        lean_attention(case.q, case.k, case.v, case.seqlens, scale="0.5")
+    with pytest.raises(TypeError, match="num_splits"):
+        split_kv_attention(case.q, case.k, case.v, case.seqlens, num_splits=2.5)
+    with pytest.raises(TypeError, match="k_cache"):
+        lean_attention(case.q, case.k.numpy(), case.v, case.seqlens)
+
+
+# --- The public ops on a GPU (Triton) ---------------------------------------------------------------------------
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("page_size", [None, 1, 16, 256])
+def test_op_cuda_matches_oracle(dtype, d, page_size):
+    case = make_case([0, 1, 5000, 777], 3, 8, 2, d, seed=d, dtype=dtype)
+    peer = same_precision_decode(case)
+    if page_size is not None:
+        case = paged(case, page_size, seed=1)
+    ref_out, ref_lse = case.oracle()
+    dev = Case(*(None if x is None else x.cuda() for x in (case.q, case.k, case.v, case.seqlens, case.table)))
+    for programs in (None, 1, 7, 10_000):
+        out, lse = call(lean_attention, dev, return_lse=True, num_programs=programs)
+        check_device_result(ref_out, ref_lse, out.cpu(), lse.cpu(), peer, dtype)
+    for splits in (None, 1, 5):
+        out, lse = call(split_kv_attention, dev, return_lse=True, num_splits=splits)
+        check_device_result(ref_out, ref_lse, out.cpu(), lse.cpu(), peer, dtype)
+
+
+def check_device_result(ref_out, ref_lse, out, lse, peer, dtype) -> None:
+    assert not torch.isnan(out).any()
+    np.testing.assert_array_equal(torch.isneginf(lse).numpy(), np.isneginf(ref_lse))
+    finite = np.isfinite(ref_lse)
+    if dtype == torch.float32:
+        assert_close("out", ref_out, out)
+        assert_close("lse", ref_lse[finite], lse[torch.from_numpy(finite)])
+    else:
+        assert_within_peer_error("out", ref_out, out, peer, dtype=dtype)
+        assert_close("lse", ref_lse[finite], lse.numpy()[finite], dtype=dtype)
+
+
+@pytest.mark.cuda
+def test_op_cuda_compile_and_opcheck():
+    for args in _op_samples():
+        dev = tuple(x.cuda() if isinstance(x, torch.Tensor) else x for x in args)
+        torch.library.opcheck(torch.ops.accelkit.lean_attention.default, dev)
+        torch.library.opcheck(torch.ops.accelkit.split_kv_attention.default, dev)
+    case = make_case([300, 2], 1, 4, 2, 64, seed=81, dtype=torch.float16)
+    q, k, v, s = (x.cuda() for x in (case.q, case.k, case.v, case.seqlens))
+    compiled = torch.compile(lambda *a: lean_attention(*a), fullgraph=True)
+    assert_close("compiled", lean_attention(q, k, v, s).cpu(), compiled(q, k, v, s).cpu())

@@ -1,0 +1,234 @@
+"""Decode attention over a KV cache as torch.library ops: Lean Attention (stream-K) and Flash-Decoding's split-KV.
+
+`lean_attention` and `split_kv_attention` take one new token per sequence (q [B, H_q, D]) or a short chunk
+(q [B, T_q, H_q, D], T_q <= 16) and a contiguous ([B, T_cache, H_kv, D]) or paged ([num_blocks, page_size, H_kv, D]
+with block_table [B, max_blocks]) cache; see kernels/attention/reference.decode_attention for the semantics, which
+both follow. CUDA tensors run the Triton kernel of triton_kernels.py, CPU tensors the C++ kernels (cpu.py). Decode
+has no backward, so neither op registers autograd.
+
+Arguments are checked in two places, both before any kernel runs: shapes, dtypes and devices in the public
+functions (traceable by torch.compile), and the values of cache_seqlens and block_table inside the op, since they
+need the data (one device-to-host copy of B + B * max_blocks int32; the schedule needs cache_seqlens on the host
+anyway).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import torch
+from torch import Tensor
+
+from accelkit.kernels._common.checks import check_same_device, check_tensor
+
+DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+# The C++ CPU path reads float32 and bfloat16 caches (cpu.py); the Triton path all of DTYPES.
+CPU_DTYPES = (torch.bfloat16, torch.float32)
+MAX_HEAD_DIM = 256
+# A chunk of at most 16 queries (speculative tokens): the tile's GROUP * T_q rows stay a few row blocks of 16.
+MAX_CHUNK = 16
+
+
+def _check_inputs(
+    q: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None
+) -> Tensor:
+    """The shape, dtype and device checks; returns q as [B, T_q, H_q, D]."""
+    check_tensor("q", q, DTYPES, min_dim=3, max_dim=4)
+    check_tensor("k_cache", k_cache, min_dim=4, max_dim=4)
+    check_tensor("v_cache", v_cache, min_dim=4, max_dim=4)
+    check_tensor("cache_seqlens", cache_seqlens, (torch.int32,), min_dim=1, max_dim=1)
+    for name, x in (("k_cache", k_cache), ("v_cache", v_cache)):
+        if x.dtype != q.dtype:
+            raise ValueError(f"{name} has dtype {x.dtype} but q has {q.dtype}")
+    others = [("k_cache", k_cache), ("v_cache", v_cache), ("cache_seqlens", cache_seqlens)]
+    if block_table is not None:
+        check_tensor("block_table", block_table, (torch.int32,), min_dim=2, max_dim=2)
+        others.append(("block_table", block_table))
+    check_same_device(("q", q), *others)
+    if q.device.type == "cpu" and q.dtype not in CPU_DTYPES:
+        raise ValueError(f"q has dtype {q.dtype}; on the CPU the caches and q must be float32 or bfloat16")
+    q4 = q if q.dim() == 4 else q.unsqueeze(1)
+    batch, t_q, h_q, d = q4.shape
+    if t_q > MAX_CHUNK:
+        raise ValueError(f"q holds T_q={t_q} queries per sequence; at most {MAX_CHUNK} are supported")
+    if v_cache.shape != k_cache.shape:
+        raise ValueError(f"v_cache has shape {tuple(v_cache.shape)} but k_cache has {tuple(k_cache.shape)}")
+    if k_cache.shape[-1] != d:
+        raise ValueError(f"k_cache has head dim {k_cache.shape[-1]} but q has {d}")
+    if not 1 <= d <= MAX_HEAD_DIM:
+        raise ValueError(f"q has head dim {d}; supported head dims are 1 to {MAX_HEAD_DIM}")
+    h_kv = k_cache.shape[2]
+    if h_kv == 0 or h_q % h_kv:
+        raise ValueError(f"q has {h_q} heads, not a multiple of k_cache's {h_kv} KV heads")
+    if cache_seqlens.shape[0] != batch:
+        raise ValueError(f"cache_seqlens has {cache_seqlens.shape[0]} entries but q has batch {batch}")
+    if block_table is None and k_cache.shape[0] != batch:
+        raise ValueError(f"k_cache has batch {k_cache.shape[0]} but q has {batch} (pass block_table for a paged cache)")
+    if block_table is not None:
+        if block_table.shape[0] != batch:
+            raise ValueError(f"block_table has {block_table.shape[0]} rows but q has batch {batch}")
+        if k_cache.shape[1] == 0:
+            raise ValueError("k_cache has page size 0")
+    return q4
+
+
+def _check_values(cache_seqlens: Tensor, block_table: Tensor | None, k_cache: Tensor) -> None:
+    """cache_seqlens within the cache, and every page a sequence reaches inside k_cache."""
+    if cache_seqlens.numel() == 0:
+        return
+    lengths = cache_seqlens.detach().to("cpu", torch.int64)
+    if int(lengths.min()) < 0:
+        raise ValueError(f"cache_seqlens must be non-negative, got {int(lengths.min())}")
+    if block_table is None:
+        capacity = k_cache.shape[1]
+        if int(lengths.max()) > capacity:
+            raise ValueError(f"cache_seqlens reaches {int(lengths.max())} but the cache holds {capacity} keys")
+        return
+    page_size, num_blocks = k_cache.shape[1], k_cache.shape[0]
+    capacity = block_table.shape[1] * page_size
+    if int(lengths.max()) > capacity:
+        raise ValueError(
+            f"cache_seqlens reaches {int(lengths.max())} but block_table maps at most {capacity} keys "
+            f"({block_table.shape[1]} pages of {page_size})"
+        )
+    pages = (lengths + page_size - 1) // page_size
+    used = torch.arange(block_table.shape[1])[None, :] < pages[:, None]
+    table = block_table.detach().to("cpu", torch.int64)
+    bad = used & ((table < 0) | (table >= num_blocks))
+    if bad.any():
+        b, j = (int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"block_table[{b}, {j}] = {int(table[b, j])} points outside the {num_blocks} blocks of k_cache"
+        )
+
+
+def _check_scale(scale: float | None, d: int) -> float:
+    if scale is None:
+        return d**-0.5
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+        raise TypeError(f"scale must be a float or None, got {type(scale).__name__}")
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    return float(scale)
+
+
+def _check_count(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, got bool")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, got {type(value).__name__}") from None
+    if number < 1:
+        raise ValueError(f"{name} must be at least 1, got {number}")
+    return number
+
+
+def _run(
+    kind: str, q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
+    scale: float, count: int | None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    _check_values(cache_seqlens, block_table, k_cache)
+    if q4.device.type == "cpu":
+        from accelkit.kernels.lean_attention import cpu
+
+        launch = cpu.lean_attention_cpu if kind == "lean" else cpu.split_kv_attention_cpu
+    else:
+        from accelkit.kernels.lean_attention import triton_kernels
+
+        launch = triton_kernels.lean_attention_triton if kind == "lean" else triton_kernels.split_kv_attention_triton
+    return launch(q4, k_cache, v_cache, cache_seqlens, block_table, scale, count)
+
+
+def _fake(q4: Tensor) -> tuple[Tensor, Tensor]:
+    batch, t_q, h_q, _ = q4.shape
+    # The kernels return fresh contiguous tensors whatever q's layout, so the fake does too.
+    out = torch.empty(q4.shape, dtype=q4.dtype, device=q4.device)
+    return out, torch.empty((batch, h_q, t_q), dtype=torch.float32, device=q4.device)
+
+
+@torch.library.custom_op("accelkit::lean_attention", mutates_args=())
+def _lean_op(
+    q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
+    scale: float, num_programs: int | None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    return _run("lean", q4, k_cache, v_cache, cache_seqlens, block_table, scale, num_programs)
+
+
+@_lean_op.register_fake
+def _(q4, k_cache, v_cache, cache_seqlens, block_table, scale, num_programs):
+    return _fake(q4)
+
+
+@torch.library.custom_op("accelkit::split_kv_attention", mutates_args=())
+def _split_kv_op(
+    q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
+    scale: float, num_splits: int | None,
+) -> tuple[Tensor, Tensor]:  # fmt: skip
+    return _run("split", q4, k_cache, v_cache, cache_seqlens, block_table, scale, num_splits)
+
+
+@_split_kv_op.register_fake
+def _(q4, k_cache, v_cache, cache_seqlens, block_table, scale, num_splits):
+    return _fake(q4)
+
+
+def _shape_result(q: Tensor, out4: Tensor, lse3: Tensor, return_lse: bool):
+    if q.dim() == 3:
+        out4, lse3 = out4.squeeze(1), lse3.squeeze(2)
+    return (out4, lse3) if return_lse else out4
+
+
+def lean_attention(
+    q: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    cache_seqlens: Tensor,
+    *,
+    block_table: Tensor | None = None,
+    scale: float | None = None,
+    num_programs: int | None = None,
+    return_lse: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Lean Attention: decode attention over a KV cache, its LeanTiles split evenly among num_programs programs.
+
+    q [B, H_q, D] (one new token) or [B, T_q, H_q, D] (T_q <= 16); k_cache, v_cache [B, T_cache, H_kv, D], or paged
+    [num_blocks, page_size, H_kv, D] with block_table [B, max_blocks] int32 (key j of sequence b in page
+    block_table[b, j // page_size], slot j % page_size); cache_seqlens [B] int32 counts each sequence's valid keys,
+    the T_q new ones included, and query t sees keys j <= cache_seqlens[b] - T_q + t. H_q is a multiple of H_kv
+    (GQA). Returns the output, shaped and typed like q, or (output, lse) with lse float32 [B, H_q] ([B, H_q, T_q]
+    for a chunk), natural log; a query that sees no key gets output 0 and lse -inf. scale defaults to D**-0.5;
+    num_programs (default: the SM count on CUDA, the thread count on CPU) does not change the result beyond
+    rounding.
+    """
+    q4 = _check_inputs(q, k_cache, v_cache, cache_seqlens, block_table)
+    scale = _check_scale(scale, q4.shape[-1])
+    out4, lse3 = _lean_op(
+        q4, k_cache, v_cache, cache_seqlens, block_table, scale, _check_count("num_programs", num_programs)
+    )
+    return _shape_result(q, out4, lse3, return_lse)
+
+
+def split_kv_attention(
+    q: Tensor,
+    k_cache: Tensor,
+    v_cache: Tensor,
+    cache_seqlens: Tensor,
+    *,
+    block_table: Tensor | None = None,
+    scale: float | None = None,
+    num_splits: int | None = None,
+    return_lse: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Flash-Decoding: like `lean_attention`, but every (sequence, KV head) is split into num_splits equal KV
+    ranges whatever its length (default: flash-attn's wave-efficiency heuristic), the baseline Lean Attention
+    balances better on ragged batches. Same arguments, shapes and results as `lean_attention`."""
+    q4 = _check_inputs(q, k_cache, v_cache, cache_seqlens, block_table)
+    scale = _check_scale(scale, q4.shape[-1])
+    out4, lse3 = _split_kv_op(
+        q4, k_cache, v_cache, cache_seqlens, block_table, scale, _check_count("num_splits", num_splits)
+    )
+    return _shape_result(q, out4, lse3, return_lse)
