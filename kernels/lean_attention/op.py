@@ -28,6 +28,11 @@ CPU_DTYPES = (torch.bfloat16, torch.float32)
 MAX_HEAD_DIM = 256
 # A chunk of at most 16 queries (speculative tokens): the tile's GROUP * T_q rows stay a few row blocks of 16.
 MAX_CHUNK = 16
+# Programs past the LeanTile count get empty ranges, so a cap changes nothing but the size of the schedule's arrays
+# (8 bytes a program): 2^20 programs is 8 MiB. Splits multiply the B * H_kv output tiles, so their cap is smaller;
+# flash-attn's own heuristic stops at 128 (../shared/reference/attention.md 4.1).
+MAX_PROGRAMS = 2**20
+MAX_SPLITS = 1024
 
 
 def _check_inputs(
@@ -113,7 +118,7 @@ def _check_scale(scale: float | None, d: int) -> float:
     return float(scale)
 
 
-def _check_count(name: str, value: int | None) -> int | None:
+def _check_count(name: str, value: int | None, limit: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool):
@@ -122,8 +127,8 @@ def _check_count(name: str, value: int | None) -> int | None:
         number = operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int or None, got {type(value).__name__}") from None
-    if number < 1:
-        raise ValueError(f"{name} must be at least 1, got {number}")
+    if not 1 <= number <= limit:
+        raise ValueError(f"{name} must be in [1, {limit}], got {number}")
     return number
 
 
@@ -132,6 +137,11 @@ def _run(
     scale: float, count: int | None,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     _check_values(cache_seqlens, block_table, k_cache)
+    if q4.numel() == 0:
+        # No query (B, T_q or H_q of 0): nothing to launch; an empty batch would be a schedule of no programs.
+        batch, t_q, h_q, _ = q4.shape
+        lse = torch.full((batch, h_q, t_q), float("-inf"), dtype=torch.float32, device=q4.device)
+        return torch.zeros(q4.shape, dtype=q4.dtype, device=q4.device), lse
     if q4.device.type == "cpu":
         from accelkit.kernels.lean_attention import cpu
 
@@ -207,7 +217,13 @@ def lean_attention(
     q4 = _check_inputs(q, k_cache, v_cache, cache_seqlens, block_table)
     scale = _check_scale(scale, q4.shape[-1])
     out4, lse3 = _lean_op(
-        q4, k_cache, v_cache, cache_seqlens, block_table, scale, _check_count("num_programs", num_programs)
+        q4,
+        k_cache,
+        v_cache,
+        cache_seqlens,
+        block_table,
+        scale,
+        _check_count("num_programs", num_programs, MAX_PROGRAMS),
     )
     return _shape_result(q, out4, lse3, return_lse)
 
@@ -229,6 +245,6 @@ def split_kv_attention(
     q4 = _check_inputs(q, k_cache, v_cache, cache_seqlens, block_table)
     scale = _check_scale(scale, q4.shape[-1])
     out4, lse3 = _split_kv_op(
-        q4, k_cache, v_cache, cache_seqlens, block_table, scale, _check_count("num_splits", num_splits)
+        q4, k_cache, v_cache, cache_seqlens, block_table, scale, _check_count("num_splits", num_splits, MAX_SPLITS)
     )
     return _shape_result(q, out4, lse3, return_lse)
