@@ -298,6 +298,12 @@ def test_torch_compile_fullgraph(fn):
     assert_close("compiled vs oracle", 2.0 * case.oracle()[0][:, 0], out)
 
 
+def test_torch_compile_inductor():
+    case = make_case([20, 0, 9], 2, 2, 1, 16, seed=52)
+    compiled = torch.compile(lambda *a: lean_attention(*a, num_programs=2) + 1.0, fullgraph=True)
+    assert_close("inductor", case.oracle()[0] + 1.0, compiled(case.q, case.k, case.v, case.seqlens))
+
+
 def test_public_ops_are_exported():
     import accelkit.ops
 
