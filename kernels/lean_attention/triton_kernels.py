@@ -284,7 +284,8 @@ def _schedule_tensors(schedule: LeanSchedule, device: torch.device) -> list[Tens
     names = ("tile_offsets", "program_starts", "first_program", "num_pieces", "piece_offsets", "program_first_tile")
     arrays = [np.asarray(getattr(schedule, n), dtype=np.int32) for n in names]
     # One host-to-device copy; each array starts on a 16-byte boundary (4 int32), as the AOT build assumes.
-    padded = [np.pad(a, (0, -len(a) % 4 or (0 if len(a) else 4))) for a in arrays]
+    # An empty array still gets 4 entries, so its pointer stays inside the buffer.
+    padded = [np.pad(a, (0, (-len(a)) % 4 if len(a) else 4)) for a in arrays]
     flat = torch.from_numpy(np.concatenate(padded)).to(device)
     views, start = [], 0
     for a, pad in zip(arrays, padded, strict=True):

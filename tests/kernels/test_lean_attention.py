@@ -304,6 +304,15 @@ def test_torch_compile_inductor():
     assert_close("inductor", case.oracle()[0] + 1.0, compiled(case.q, case.k, case.v, case.seqlens))
 
 
+def test_aot_registry_lists_every_kernel_build():
+    from accelkit.kernels._common import aot
+
+    ids = {spec.id for spec in aot.discover()}
+    for dtype in ("fp16", "bf16"):
+        for d in (64, 128, 256):
+            assert f"lean_attention/lean_attention_kernel[{dtype},d{d}]" in ids
+
+
 def test_public_ops_are_exported():
     import accelkit.ops
 
