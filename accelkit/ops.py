@@ -1,6 +1,15 @@
 """Public PyTorch ops. Importing this module imports torch and registers the accelkit:: ops."""
 
 from accelkit.kernels.binary.op import binarize, binary_matmul, pack_bits, packed_binary_matmul
+from accelkit.kernels.flash_attention.op import flash_attention
 from accelkit.kernels.lean_attention.op import lean_attention, split_kv_attention
 
-__all__ = ["binarize", "binary_matmul", "lean_attention", "pack_bits", "packed_binary_matmul", "split_kv_attention"]
+__all__ = [
+    "binarize",
+    "binary_matmul",
+    "flash_attention",
+    "lean_attention",
+    "pack_bits",
+    "packed_binary_matmul",
+    "split_kv_attention",
+]
