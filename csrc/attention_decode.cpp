@@ -119,14 +119,20 @@ ACCELKIT_ALWAYS_INLINE void store(float* p, const V& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
-template <class V>
-ACCELKIT_ALWAYS_INLINE float hsum(const V& v) {
-  constexpr int n = Lanes<V>::n;
-  float lanes[n];
-  std::memcpy(lanes, &v, sizeof v);
-  for (int w = n / 2; w >= 1; w /= 2)
-    for (int i = 0; i < w; ++i) lanes[i] += lanes[i + w];
-  return lanes[0];
+// Sum of the lanes by halving in registers (a loop over a lane array went through the stack).
+ACCELKIT_ALWAYS_INLINE float hsum(const f32x4& v) {
+  const f32x4 a = v + __builtin_shufflevector(v, v, 2, 3, 0, 1);
+  const f32x4 b = a + __builtin_shufflevector(a, a, 1, 0, 3, 2);
+  return b[0];
+}
+
+ACCELKIT_ALWAYS_INLINE float hsum(const f32x8& v) {
+  return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7));
+}
+
+ACCELKIT_ALWAYS_INLINE float hsum(const f32x16& v) {
+  return hsum(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+              __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15));
 }
 
 ACCELKIT_ALWAYS_INLINE float to_float(float x) { return x; }
@@ -170,7 +176,7 @@ ACCELKIT_ALWAYS_INLINE float dot(const float* q, const T* k, int64_t d) {
     a0 += load<V>(q + i) * load<V>(k + i);
     i += w;
   }
-  float s = hsum<V>(a0 + a1);
+  float s = hsum(a0 + a1);
   for (; i < d; ++i) s += q[i] * to_float(k[i]);
   return s;
 }
@@ -193,7 +199,7 @@ ACCELKIT_ALWAYS_INLINE void axpy(float* acc, const float* p, const T* const* v, 
 
 ACCELKIT_ALWAYS_INLINE void prefetch(const void* p) {
 #if defined(__GNUC__) || defined(__clang__)
-  __builtin_prefetch(p, 0, 3);
+  __builtin_prefetch(p, 0, 2);  // into L2 (prefetcht1): a run of 32 heads x 4 keys ahead would overflow L1
 #endif
 }
 
@@ -287,7 +293,7 @@ ACCELKIT_ALWAYS_INLINE void softmax_chunk(int64_t rows_total, int64_t n, int64_t
       store<V>(sc + c, p);
       sum += p;
     }
-    st.l += hsum<V>(sum);
+    st.l += hsum(sum);
   }
 }
 
