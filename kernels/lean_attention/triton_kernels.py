@@ -239,11 +239,18 @@ NUM_WARPS = 4
 NUM_STAGES = 2
 
 
-def block_sizes(head_dim: int) -> tuple[int, int]:
-    """(BLOCK_N, BLOCK_D) for a head dim: BLOCK_D the next power of two (at least 16); BLOCK_N keys per LeanTile,
-    halved at head dim 256 so a K and a V block stay at 16 KiB each in fp16 (32 x 256 x 2 bytes)."""
+# Bytes of one K (or V) block: 64 keys x 128 dims in fp16. Larger blocks spilled registers in the AOT build (fp32
+# at D = 128 with 64 keys: 568 bytes on sm_80), so wider or fp32 rows get fewer keys per LeanTile.
+BLOCK_BYTES = 16 * 1024
+MAX_BLOCK_N = 64
+
+
+def block_sizes(head_dim: int, itemsize: int) -> tuple[int, int]:
+    """(BLOCK_N, BLOCK_D) for a head dim and element size: BLOCK_D the next power of two (at least 16); BLOCK_N, the
+    keys per LeanTile, at most 64 and at most BLOCK_BYTES per block: fp16 64/64/32 and fp32 64/32/16 keys at
+    D = 64/128/256."""
     block_d = max(16, triton.next_power_of_2(head_dim))
-    return (64 if block_d <= 128 else 32), block_d
+    return max(16, min(MAX_BLOCK_N, BLOCK_BYTES // (block_d * itemsize))), block_d
 
 
 def _device_programs(device: torch.device) -> int:
@@ -305,7 +312,7 @@ def run_schedule(
     """
     batch, t_q, h_q, d = q4.shape
     h_kv = k_cache.shape[2]
-    block_n, block_d = block_sizes(d)
+    block_n, block_d = block_sizes(d, q4.element_size())
     if schedule.block_n != block_n:
         raise ValueError(f"schedule.block_n is {schedule.block_n}, the kernel's LeanTile for D={d} is {block_n}")
     device = q4.device
@@ -351,7 +358,7 @@ def lean_attention_triton(
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Lean Attention: the stream-K schedule over num_programs programs (default: one per SM)."""
     programs = num_programs if num_programs is not None else _device_programs(q4.device)
-    block_n = block_sizes(q4.shape[-1])[0]
+    block_n = block_sizes(q4.shape[-1], q4.element_size())[0]
     schedule = lean_schedule(_lengths(cache_seqlens), k_cache.shape[2], block_n, programs)
     return run_schedule(q4, k_cache, v_cache, cache_seqlens, block_table, scale, schedule)
 
@@ -363,7 +370,7 @@ def split_kv_attention_triton(
     """Flash-Decoding: every output tile split into num_splits ranges (default: flash-attn's heuristic)."""
     lengths = _lengths(cache_seqlens)
     h_kv = k_cache.shape[2]
-    block_n = block_sizes(q4.shape[-1])[0]
+    block_n = block_sizes(q4.shape[-1], q4.element_size())[0]
     if num_splits is None:
         max_blocks = int(-(-lengths.max() // block_n)) if lengths.size else 0
         # flash-attn calls its heuristic with twice the SM count (../shared/reference/attention.md 4.1).
@@ -379,7 +386,7 @@ ALIGN = 16
 
 
 def _spec(dtype: str, head_dim: int) -> AotSpec:
-    block_n, block_d = block_sizes(head_dim)
+    block_n, block_d = block_sizes(head_dim, {"fp16": 2, "bf16": 2, "fp32": 4}[dtype])
     constexprs = {
         "BLOCK_M": BLOCK_M,
         "BLOCK_N": block_n,
@@ -414,4 +421,4 @@ def _spec(dtype: str, head_dim: int) -> AotSpec:
     )
 
 
-AOT_SPECS = [_spec(dtype, d) for dtype in ("fp16", "bf16") for d in (64, 128, 256)]
+AOT_SPECS = [_spec(dtype, d) for dtype in ("fp16", "bf16", "fp32") for d in (64, 128, 256)]

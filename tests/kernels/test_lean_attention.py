@@ -119,7 +119,7 @@ def test_lean_triton_matches_oracle(lengths, t_q, heads, d, programs, page_size,
 def test_lean_triton_invariant_to_num_programs():
     # 3 sequences x 2 KV heads with 1, 0 and 200 keys: 8 LeanTiles of 64 keys over 6 output tiles.
     case = make_case([1, 0, 200], 2, 4, 2, 32, seed=1)
-    tiles = lean_schedule(case.seqlens.numpy(), 2, tk.block_sizes(32)[0], 1).total_lean_tiles
+    tiles = lean_schedule(case.seqlens.numpy(), 2, tk.block_sizes(32, 4)[0], 1).total_lean_tiles
     results = {p: run_lean(case, p) for p in (1, 2, 7, tiles + 5)}
     for p, (out, lse) in results.items():
         check_fp32(case, out, lse)
@@ -308,7 +308,7 @@ def test_aot_registry_lists_every_kernel_build():
     from accelkit.kernels._common import aot
 
     ids = {spec.id for spec in aot.discover()}
-    for dtype in ("fp16", "bf16"):
+    for dtype in ("fp16", "bf16", "fp32"):
         for d in (64, 128, 256):
             assert f"lean_attention/lean_attention_kernel[{dtype},d{d}]" in ids
 
