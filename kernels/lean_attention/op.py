@@ -8,8 +8,7 @@ has no backward, so neither op registers autograd.
 
 Arguments are checked in two places, both before any kernel runs: shapes, dtypes and devices in the public
 functions (traceable by torch.compile), and the values of cache_seqlens and block_table inside the op, since they
-need the data (one device-to-host copy of B + B * max_blocks int32; the schedule needs cache_seqlens on the host
-anyway).
+need the data (one device-to-host copy of B + 1 integers; the schedule needs cache_seqlens on the host anyway).
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from __future__ import annotations
 import math
 import operator
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -78,34 +78,41 @@ def _check_inputs(
     return q4
 
 
-def _check_values(cache_seqlens: Tensor, block_table: Tensor | None, k_cache: Tensor) -> None:
-    """cache_seqlens within the cache, and every page a sequence reaches inside k_cache."""
-    if cache_seqlens.numel() == 0:
-        return
-    lengths = cache_seqlens.detach().to("cpu", torch.int64)
-    if int(lengths.min()) < 0:
-        raise ValueError(f"cache_seqlens must be non-negative, got {int(lengths.min())}")
+def _check_values(cache_seqlens: Tensor, block_table: Tensor | None, k_cache: Tensor) -> np.ndarray:
+    """cache_seqlens within the cache, and every page a sequence reaches inside k_cache; returns the lengths as
+    int64 on the host. The table is checked where it lives, and the lengths travel to the host together with the
+    index of the first bad entry: one device-to-host copy of B + 1 integers per call."""
+    lengths = cache_seqlens.detach().to(torch.int64)
+    parts = [lengths]
+    if block_table is not None:
+        page_size, num_blocks = k_cache.shape[1], k_cache.shape[0]
+        pages = (lengths.clamp(min=0) + page_size - 1) // page_size
+        columns = torch.arange(block_table.shape[1], device=block_table.device)
+        bad = (columns[None, :] < pages[:, None]) & ((block_table < 0) | (block_table >= num_blocks))
+        flat = bad.flatten()
+        first = flat.to(torch.int64).argmax() if flat.numel() else torch.zeros((), dtype=torch.int64)
+        parts.append(torch.where(flat.any(), first, -1).view(1).to(lengths.device))
+    host = torch.cat(parts).cpu().numpy()
+    lengths_host, first_bad = host[: lengths.numel()], (int(host[-1]) if block_table is not None else -1)
+    if lengths_host.size and lengths_host.min() < 0:
+        raise ValueError(f"cache_seqlens must be non-negative, got {int(lengths_host.min())}")
+    longest = int(lengths_host.max()) if lengths_host.size else 0
     if block_table is None:
-        capacity = k_cache.shape[1]
-        if int(lengths.max()) > capacity:
-            raise ValueError(f"cache_seqlens reaches {int(lengths.max())} but the cache holds {capacity} keys")
-        return
-    page_size, num_blocks = k_cache.shape[1], k_cache.shape[0]
-    capacity = block_table.shape[1] * page_size
-    if int(lengths.max()) > capacity:
+        if longest > k_cache.shape[1]:
+            raise ValueError(f"cache_seqlens reaches {longest} but the cache holds {k_cache.shape[1]} keys")
+        return lengths_host
+    capacity = block_table.shape[1] * k_cache.shape[1]
+    if longest > capacity:
         raise ValueError(
-            f"cache_seqlens reaches {int(lengths.max())} but block_table maps at most {capacity} keys "
-            f"({block_table.shape[1]} pages of {page_size})"
+            f"cache_seqlens reaches {longest} but block_table maps at most {capacity} keys "
+            f"({block_table.shape[1]} pages of {k_cache.shape[1]})"
         )
-    pages = (lengths + page_size - 1) // page_size
-    used = torch.arange(block_table.shape[1])[None, :] < pages[:, None]
-    table = block_table.detach().to("cpu", torch.int64)
-    bad = used & ((table < 0) | (table >= num_blocks))
-    if bad.any():
-        b, j = (int(i) for i in bad.nonzero()[0])
+    if first_bad >= 0:
+        b, j = divmod(first_bad, block_table.shape[1])
         raise ValueError(
-            f"block_table[{b}, {j}] = {int(table[b, j])} points outside the {num_blocks} blocks of k_cache"
+            f"block_table[{b}, {j}] = {int(block_table[b, j])} points outside the {k_cache.shape[0]} blocks of k_cache"
         )
+    return lengths_host
 
 
 def _check_scale(scale: float | None, d: int) -> float:
@@ -136,7 +143,7 @@ def _run(
     kind: str, q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
     scale: float, count: int | None,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
-    _check_values(cache_seqlens, block_table, k_cache)
+    lengths = _check_values(cache_seqlens, block_table, k_cache)
     if q4.numel() == 0:
         # No query (B, T_q or H_q of 0): nothing to launch; an empty batch would be a schedule of no programs.
         batch, t_q, h_q, _ = q4.shape
@@ -146,11 +153,12 @@ def _run(
         from accelkit.kernels.lean_attention import cpu
 
         launch = cpu.lean_attention_cpu if kind == "lean" else cpu.split_kv_attention_cpu
-    else:
-        from accelkit.kernels.lean_attention import triton_kernels
+        return launch(q4, k_cache, v_cache, cache_seqlens, block_table, scale, count)
+    from accelkit.kernels.lean_attention import triton_kernels
 
-        launch = triton_kernels.lean_attention_triton if kind == "lean" else triton_kernels.split_kv_attention_triton
-    return launch(q4, k_cache, v_cache, cache_seqlens, block_table, scale, count)
+    launch = triton_kernels.lean_attention_triton if kind == "lean" else triton_kernels.split_kv_attention_triton
+    # The lengths already on the host build the schedule: no second device-to-host copy.
+    return launch(q4, k_cache, v_cache, cache_seqlens, block_table, scale, count, lengths=lengths)
 
 
 def _fake(q4: Tensor) -> tuple[Tensor, Tensor]:

@@ -354,21 +354,23 @@ def _lengths(cache_seqlens: Tensor) -> np.ndarray:
 
 def lean_attention_triton(
     q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
-    scale: float, num_programs: int | None,
+    scale: float, num_programs: int | None, *, lengths: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
-    """Lean Attention: the stream-K schedule over num_programs programs (default: one per SM)."""
+    """Lean Attention: the stream-K schedule over num_programs programs (default: one per SM). `lengths`, when
+    given, is cache_seqlens already on the host."""
     programs = num_programs if num_programs is not None else _device_programs(q4.device)
     block_n = block_sizes(q4.shape[-1], q4.element_size())[0]
-    schedule = lean_schedule(_lengths(cache_seqlens), k_cache.shape[2], block_n, programs)
+    lengths = _lengths(cache_seqlens) if lengths is None else lengths
+    schedule = lean_schedule(lengths, k_cache.shape[2], block_n, programs)
     return run_schedule(q4, k_cache, v_cache, cache_seqlens, block_table, scale, schedule)
 
 
 def split_kv_attention_triton(
     q4: Tensor, k_cache: Tensor, v_cache: Tensor, cache_seqlens: Tensor, block_table: Tensor | None,
-    scale: float, num_splits: int | None,
+    scale: float, num_splits: int | None, *, lengths: np.ndarray | None = None,
 ) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Flash-Decoding: every output tile split into num_splits ranges (default: flash-attn's heuristic)."""
-    lengths = _lengths(cache_seqlens)
+    lengths = _lengths(cache_seqlens) if lengths is None else lengths
     h_kv = k_cache.shape[2]
     block_n = block_sizes(q4.shape[-1], q4.element_size())[0]
     if num_splits is None:

@@ -160,6 +160,18 @@ def test_lean_triton_non_contiguous_inputs():
     check_fp32(case, out, lse)
 
 
+def test_op_route_to_triton_with_host_lengths():
+    # What the op does for CUDA tensors: check the values once, hand the host lengths to the launcher.
+    from accelkit.kernels.lean_attention.op import _check_values
+
+    case = paged(make_case([0, 70, 1], 2, 2, 2, 16, seed=8), 16, seed=2)
+    lengths = _check_values(case.seqlens, case.table, case.k)
+    np.testing.assert_array_equal(lengths, [0, 70, 1])
+    for launch in (tk.lean_attention_triton, tk.split_kv_attention_triton):
+        out, lse = launch(case.q, case.k, case.v, case.seqlens, case.table, 0.25, 2, lengths=lengths)
+        check_fp32(case, out, lse, scale=0.25)
+
+
 @pytest.mark.parametrize("splits", [1, 3, 50])
 def test_split_kv_triton_matches_oracle(splits):
     case = make_case([0, 1, 130], 2, 2, 1, 16, seed=splits)
