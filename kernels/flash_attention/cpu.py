@@ -131,14 +131,29 @@ def _sdpa_backward(do, q, k, v, out, lse, p: Problem, pieces) -> tuple[Tensor, T
     return dq, dk, dv
 
 
-def _grouped(x: Tensor, h_kv: int, dtype: torch.dtype) -> Tensor:
-    """q-like [B, T, H_q, X] -> [B, H_kv, G, T, X] in the compute dtype."""
-    return _heads(x).unflatten(1, (h_kv, -1)).to(dtype)
+def _rows(x: Tensor, h_kv: int, dtype: torch.dtype) -> Tensor:
+    """q-like [B, T, H_q, X] -> [B, H_kv, T * G, X], contiguous, in the compute dtype: row r is token r // G of
+    query head (kv head) * G + r % G, so one tile of a kv head's rows is a plain batched matmul against its keys
+    (no broadcast over the group, which would copy the keys per tile) and dK, dV sum over the group for free."""
+    b, t, h_q, x_dim = x.shape
+    return x.reshape(b, t, h_kv, h_q // h_kv, x_dim).transpose(1, 2).reshape(b, h_kv, -1, x_dim).to(dtype)
 
 
-def _kv_heads(x: Tensor, dtype: torch.dtype) -> Tensor:
-    """[B, T, H_kv, X] -> [B, H_kv, 1, T, X]: broadcasts over the query heads of each group."""
-    return _heads(x).unsqueeze(2).to(dtype)
+def _unrows(x: Tensor, h_q: int) -> Tensor:
+    """The inverse of _rows: [B, H_kv, T * G, X] -> [B, T, H_q, X]."""
+    b, h_kv, rows, x_dim = x.shape
+    return x.reshape(b, h_kv, rows // (h_q // h_kv), -1, x_dim).transpose(1, 2).reshape(b, -1, h_q, x_dim)
+
+
+def _lse_rows(lse: Tensor, h_kv: int) -> Tensor:
+    """[B, H_q, T] -> [B, H_kv, T * G] in the row order of _rows."""
+    b, h_q, t = lse.shape
+    return lse.reshape(b, h_kv, h_q // h_kv, t).transpose(2, 3).reshape(b, h_kv, -1)
+
+
+def _lse_unrows(lse: Tensor, h_q: int) -> Tensor:
+    b, h_kv, rows = lse.shape
+    return lse.reshape(b, h_kv, rows // (h_q // h_kv), -1).transpose(2, 3).reshape(b, h_q, -1)
 
 
 def _tile_scores(q_b: Tensor, k_b: Tensor, p: Problem) -> tuple[Tensor, Tensor | None]:
@@ -150,24 +165,29 @@ def _tile_scores(q_b: Tensor, k_b: Tensor, p: Problem) -> tuple[Tensor, Tensor |
     return p.softcap * t, t
 
 
+def _tile_mask(q0: int, q1: int, k0: int, k1: int, t_q: int, t_k: int, p: Problem) -> Tensor | None:
+    """bool [(q1 - q0) * G, k1 - k0] of the tile's visible pairs in row order, or None when all are visible."""
+    vis = _visible(q0, q1, k0, k1, t_q, t_k, p, "cpu")
+    return None if vis is None else vis.repeat_interleave(p.group, dim=0)
+
+
 def _blocked_forward(q: Tensor, k: Tensor, v: Tensor, p: Problem) -> tuple[Tensor, Tensor]:
-    b, t_q, h_q, d = q.shape
-    t_k, h_kv = k.shape[1], k.shape[2]
+    t_q, t_k, g = q.shape[1], k.shape[1], p.group
     ct = _compute_dtype(q.dtype)
-    q_g, k_h, v_h = _grouped(q, h_kv, ct), _kv_heads(k, ct), _kv_heads(v, ct)
-    out = torch.zeros(q_g.shape, dtype=ct)
-    lse = torch.full(q_g.shape[:-1], float("-inf"), dtype=ct)
+    q_r, k_h, v_h = _rows(q, p.heads_kv, ct), _rows(k, p.heads_kv, ct), _rows(v, p.heads_kv, ct)
+    out = torch.zeros(q_r.shape, dtype=ct)
+    lse = torch.full(q_r.shape[:-1], float("-inf"), dtype=ct)
     for q0 in range(0, t_q, BLOCK_Q):
         q1 = min(q0 + BLOCK_Q, t_q)
         lo, hi = _key_range(q0, q1, t_q, t_k, p)
-        q_b = q_g[..., q0:q1, :]
+        q_b = q_r[:, :, q0 * g : q1 * g]
         m = torch.full(q_b.shape[:-1], float("-inf"), dtype=ct)
         l = torch.zeros(q_b.shape[:-1], dtype=ct)
         acc = torch.zeros(q_b.shape, dtype=ct)
         for k0 in range(lo, hi, BLOCK_K):
             k1 = min(k0 + BLOCK_K, hi)
-            s, _ = _tile_scores(q_b, k_h[..., k0:k1, :], p)
-            vis = _visible(q0, q1, k0, k1, t_q, t_k, p, q.device)
+            s, _ = _tile_scores(q_b, k_h[:, :, k0:k1], p)
+            vis = _tile_mask(q0, q1, k0, k1, t_q, t_k, p)
             if vis is not None:
                 s = s.masked_fill(~vis, float("-inf"))
             m_new = torch.maximum(m, s.amax(-1))
@@ -176,50 +196,47 @@ def _blocked_forward(q: Tensor, k: Tensor, v: Tensor, p: Problem) -> tuple[Tenso
             e = torch.exp(s - shift[..., None])
             alpha = torch.exp(m - shift)
             l = l * alpha + e.sum(-1)
-            acc = acc * alpha[..., None] + e @ v_h[..., k0:k1, :]
+            acc = acc * alpha[..., None] + e @ v_h[:, :, k0:k1]
             m = m_new
         seen = l > 0
         l1 = torch.where(seen, l, 1.0)
-        out[..., q0:q1, :] = acc / l1[..., None]
-        lse[..., q0:q1] = torch.where(seen, m + torch.log(l1), float("-inf"))
-    return _heads(out.flatten(1, 2)).to(q.dtype).contiguous(), lse.flatten(1, 2).float()
+        out[:, :, q0 * g : q1 * g] = acc / l1[..., None]
+        lse[:, :, q0 * g : q1 * g] = torch.where(seen, m + torch.log(l1), float("-inf"))
+    return _unrows(out, p.heads_q).to(q.dtype), _lse_unrows(lse, p.heads_q).float().contiguous()
 
 
 def _blocked_backward(do, dlse, q, k, v, out, lse, p: Problem) -> tuple[Tensor, Tensor, Tensor]:
-    b, t_q, h_q, d = q.shape
-    t_k, h_kv = k.shape[1], k.shape[2]
+    t_q, t_k, g, h_kv = q.shape[1], k.shape[1], p.group, p.heads_kv
     ct = _compute_dtype(q.dtype)
-    q_g, do_g = _grouped(q, h_kv, ct), _grouped(do, h_kv, ct)
-    k_h, v_h = _kv_heads(k, ct), _kv_heads(v, ct)
+    q_r, do_r, k_h, v_h = _rows(q, h_kv, ct), _rows(do, h_kv, ct), _rows(k, h_kv, ct), _rows(v, h_kv, ct)
     # delta = rowsum(dO * O) - dLSE: d lse_i / d s_ij = P_ij adds P * dLSE to dS (README "Backward").
-    delta = (do_g * _grouped(out, h_kv, ct)).sum(-1)
+    delta = (do_r * _rows(out, h_kv, ct)).sum(-1)
     if dlse is not None:
-        delta = delta - dlse.to(ct).unflatten(1, (h_kv, -1))
-    lse_g = lse.to(ct).unflatten(1, (h_kv, -1))
-    lse_g = torch.where(torch.isneginf(lse_g), float("inf"), lse_g)  # empty rows: P = exp(s - inf) = 0
-    dq = torch.zeros(q_g.shape, dtype=ct)
-    dk = torch.zeros((b, h_kv, t_k, d), dtype=ct)
-    dv = torch.zeros((b, h_kv, t_k, d), dtype=ct)
+        delta = delta - _lse_rows(dlse.to(ct), h_kv)
+    lse_r = _lse_rows(lse.to(ct), h_kv)
+    lse_r = torch.where(torch.isneginf(lse_r), float("inf"), lse_r)  # empty rows: P = exp(s - inf) = 0
+    dq, dk, dv = torch.zeros(q_r.shape, dtype=ct), torch.zeros(k_h.shape, dtype=ct), torch.zeros(v_h.shape, dtype=ct)
     for q0 in range(0, t_q, BLOCK_Q):
         q1 = min(q0 + BLOCK_Q, t_q)
         lo, hi = _key_range(q0, q1, t_q, t_k, p)
-        q_b, do_b = q_g[..., q0:q1, :], do_g[..., q0:q1, :]
+        rows = slice(q0 * g, q1 * g)
+        q_b, do_b = q_r[:, :, rows], do_r[:, :, rows]
         for k0 in range(lo, hi, BLOCK_K):
             k1 = min(k0 + BLOCK_K, hi)
-            k_b, v_b = k_h[..., k0:k1, :], v_h[..., k0:k1, :]
+            k_b, v_b = k_h[:, :, k0:k1], v_h[:, :, k0:k1]
             s, t = _tile_scores(q_b, k_b, p)
-            prob = torch.exp(s - lse_g[..., q0:q1, None])
-            vis = _visible(q0, q1, k0, k1, t_q, t_k, p, q.device)
+            prob = torch.exp(s - lse_r[:, :, rows, None])
+            vis = _tile_mask(q0, q1, k0, k1, t_q, t_k, p)
             if vis is not None:
                 prob = prob.masked_fill(~vis, 0.0)
-            dv[..., k0:k1, :] += (prob.transpose(-1, -2) @ do_b).sum(2)
-            ds = prob * (do_b @ v_b.transpose(-1, -2) - delta[..., q0:q1, None])
+            dv[:, :, k0:k1] += prob.transpose(-1, -2) @ do_b
+            ds = prob * (do_b @ v_b.transpose(-1, -2) - delta[:, :, rows, None])
             if t is not None:
                 ds = ds * (1.0 - t * t)
-            dq[..., q0:q1, :] += ds @ k_b
-            dk[..., k0:k1, :] += (ds.transpose(-1, -2) @ q_b).sum(2)
-    dq = _heads((dq * p.scale).flatten(1, 2)).to(q.dtype)
-    return dq, _heads(dk * p.scale).to(k.dtype), _heads(dv).to(v.dtype)
+            dq[:, :, rows] += ds @ k_b
+            dk[:, :, k0:k1] += ds.transpose(-1, -2) @ q_b
+    dq = _unrows(dq * p.scale, p.heads_q).to(q.dtype)
+    return dq, _unrows(dk * p.scale, h_kv).to(k.dtype), _unrows(dv, h_kv).to(v.dtype)
 
 
 def _dense_forward(q: Tensor, k: Tensor, v: Tensor, p: Problem) -> tuple[Tensor, Tensor]:
