@@ -325,6 +325,33 @@ def test_aot_registry_lists_every_kernel_build():
             assert f"lean_attention/lean_attention_kernel[{dtype},d{d}]" in ids
 
 
+@pytest.mark.parametrize("route", ["op", "triton"])
+def test_matches_flash_attention_on_the_same_inputs(route):
+    # Decode is causal attention aligned bottom-right over each sequence's first cache_seqlens[b] keys: the varlen
+    # flash_attention over the packed valid keys must agree, including the query of a 1-key sequence with T_q = 2
+    # that sees nothing.
+    from accelkit.ops import flash_attention
+
+    lengths, t_q = [1, 300, 17, 0], 2
+    case = make_case(lengths, t_q, 4, 2, 32, seed=91)
+    if route == "op":
+        out, lse = call(lean_attention, case, return_lse=True, num_programs=3)
+    else:
+        out, lse = run_lean(case, 3)
+    keys = torch.cat([case.k[b, :n] for b, n in enumerate(lengths)])
+    values = torch.cat([case.v[b, :n] for b, n in enumerate(lengths)])
+    cu_k = torch.tensor([0, *np.cumsum(lengths)], dtype=torch.int32)
+    cu_q = torch.arange(len(lengths) + 1, dtype=torch.int32) * t_q
+    f_out, f_lse = flash_attention(
+        case.q.flatten(0, 1), keys, values, causal=True, cu_seqlens_q=cu_q, cu_seqlens_k=cu_k, return_lse=True
+    )
+    assert_close("lean vs flash out", f_out.double().view(case.q.shape), out)
+    f_lse = f_lse.view(case.q.shape[2], len(lengths), t_q).transpose(0, 1)  # [H_q, B * T_q] -> [B, H_q, T_q]
+    assert torch.equal(torch.isneginf(lse), torch.isneginf(f_lse))
+    finite = torch.isfinite(lse)
+    assert_close("lean vs flash lse", f_lse[finite].double(), lse[finite])
+
+
 def test_public_ops_are_exported():
     import accelkit.ops
 
