@@ -57,7 +57,10 @@ class TensorSpec:
         if self.device == "meta":
             t = torch.empty(shape, dtype=self.dtype, device="meta")
             return t.requires_grad_() if self.requires_grad and t.is_floating_point() else t
-        if self.layout == "expanded-rows" and len(shape) >= 1:
+        if math.prod(shape) == 0:
+            # No elements: an expanded or strided base of (1, 2^31) would still allocate its 2^31 floats.
+            t = self._values(shape)
+        elif self.layout == "expanded-rows" and len(shape) >= 1:
             t = self._values((1, *shape[1:])).expand(shape)
         elif self.layout == "expanded-last" and len(shape) >= 1:
             t = self._values((*shape[:-1], 1)).expand(shape)
