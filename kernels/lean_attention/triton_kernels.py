@@ -373,10 +373,12 @@ def split_kv_attention_triton(
     lengths = _lengths(cache_seqlens) if lengths is None else lengths
     h_kv = k_cache.shape[2]
     block_n = block_sizes(q4.shape[-1], q4.element_size())[0]
+    max_blocks = int(-(-lengths.max() // block_n)) if lengths.size else 0
     if num_splits is None:
-        max_blocks = int(-(-lengths.max() // block_n)) if lengths.size else 0
         # flash-attn calls its heuristic with twice the SM count (../shared/reference/attention.md 4.1).
         num_splits = split_count(len(lengths) * h_kv, max_blocks, 2 * _device_programs(q4.device))
+    # Splits past the longest tile's LeanTile count would only add empty programs (and schedule entries).
+    num_splits = max(1, min(num_splits, max_blocks))
     schedule = split_kv_schedule(lengths, h_kv, block_n, num_splits)
     return run_schedule(q4, k_cache, v_cache, cache_seqlens, block_table, scale, schedule)
 
