@@ -78,7 +78,7 @@ def paged(case: Case, page_size: int, *, seed: int) -> Case:
     return Case(case.q, pages[0], pages[1], case.seqlens, table)
 
 
-def run_lean(case: Case, programs: int, scale: float | None = None):
+def run_lean(case: Case, programs: int | None, scale: float | None = None):
     d = case.q.shape[-1]
     return tk.lean_attention_triton(case.q, case.k, case.v, case.seqlens, case.table, scale or d**-0.5, programs)
 
@@ -104,7 +104,7 @@ lengths_st = st.lists(st.one_of(st.sampled_from([0, 1, 2, 63, 64, 65]), st.integ
     st.sampled_from([1, 2, 3]),
     st.sampled_from([(1, 1), (2, 1), (3, 1), (4, 2), (6, 3)]),
     st.sampled_from([16, 24, 32]),
-    st.integers(1, 12),
+    st.one_of(st.none(), st.integers(1, 12)),  # None: the launcher's default count
     st.sampled_from([None, 1, 16]),
     seeds,
 )
@@ -185,13 +185,25 @@ def test_split_kv_triton_default_splits():
     check_fp32(case, out, lse)
 
 
-@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_lean_triton_16bit_within_flash_criterion(dtype):
-    case = make_case([150, 3], 2, 4, 2, 32, seed=11, dtype=dtype)
-    out, lse = run_lean(case, 3)
+@given(
+    st.sampled_from([torch.float16, torch.bfloat16]),
+    lengths_st,
+    st.sampled_from([1, 3]),
+    st.sampled_from([(1, 1), (4, 2)]),
+    st.sampled_from([16, 64]),
+    st.integers(1, 7),
+    st.sampled_from([None, 16]),
+    seeds,
+)
+def test_lean_triton_16bit_within_flash_criterion(dtype, lengths, t_q, heads, d, programs, page_size, seed):
+    case = make_case([max(n, t_q) for n in lengths], t_q, *heads, d, seed=seed, dtype=dtype)
+    peer = same_precision_decode(case)
+    if page_size is not None:
+        case = paged(case, page_size, seed=seed)
+    out, lse = run_lean(case, programs)
     ref_out, ref_lse = case.oracle()
     assert out.dtype == dtype
-    assert_within_peer_error("out", ref_out, out, same_precision_decode(case), dtype=dtype)
+    assert_within_peer_error("out", ref_out, out, peer, dtype=dtype)
     assert_close("lse", ref_lse, lse, dtype=dtype)
 
 
