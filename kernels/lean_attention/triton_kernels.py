@@ -35,7 +35,8 @@ from accelkit.kernels._common.aot import AotSpec
 from accelkit.kernels.lean_attention.schedule import LeanSchedule, lean_schedule, split_kv_schedule
 
 LOG2E = 1.4426950408889634
-LN2 = 0.6931471805599453
+# ln(2): the base-2 LSE of the kernel times LN2 is the natural-log LSE of the public API.
+LN2: tl.constexpr = tl.constexpr(0.6931471805599453)
 
 
 @triton.jit
@@ -124,7 +125,7 @@ def _store_final(
     p_o = out_ptr + (b * s_ob + i_t * s_ot + i_head * s_oh)[:, None] + i_d[None, :] * s_od
     tl.store(p_o, o.to(out_ptr.dtype.element_ty), mask=m_row[:, None] & _head_dim_mask(BLOCK_D, D)[None, :])
     # lse is [B, H_q, T_q] contiguous, and rows of one tile are consecutive there: (b * H_q + h * GROUP) * T_q + r.
-    tl.store(lse_ptr + (b * H_Q + h * GROUP) * T_Q + i_m, lse2 * 0.6931471805599453, mask=m_row)
+    tl.store(lse_ptr + (b * H_Q + h * GROUP) * T_Q + i_m, lse2 * LN2, mask=m_row)
 
 
 @triton.jit
