@@ -142,8 +142,11 @@ def test_paged_equals_contiguous(page_size):
 
 def test_lean_triton_many_rows_and_custom_scale():
     # GROUP * T_q = 8 * 3 = 24 rows: two row blocks of 16; a head dim of 40 pads to 64 with masked columns.
-    case = make_case([70, 5], 3, 8, 1, 40, seed=3)
-    out, lse = run_lean(case, 2, scale=0.3)
+    # 130 and 5 keys are 3 + 1 LeanTiles; 3 programs cut the first tile in two, so the merge runs per row block.
+    case = make_case([130, 5], 3, 8, 1, 40, seed=3)
+    schedule = lean_schedule(case.seqlens.numpy(), 1, tk.block_sizes(40, 4)[0], 3)
+    assert schedule.num_pieces.tolist() == [2, 1]
+    out, lse = run_lean(case, 3, scale=0.3)
     check_fp32(case, out, lse, scale=0.3)
 
 
