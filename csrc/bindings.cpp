@@ -384,7 +384,8 @@ void check_schedule(const aa::DecodeProblem& pr) {
   if (to[0] != 0) fail("tile_offsets must start at 0");
   for (int64_t o = 0; o < tiles; ++o) {
     const int64_t length = pr.seqlens[o / pr.h_kv];
-    if (to[o + 1] - to[o] != (length + pr.block_n - 1) / pr.block_n)
+    // ceil(length / block_n) without length + block_n - 1, which overflows for a block_n near 2^63.
+    if (to[o + 1] < to[o] || to[o + 1] - to[o] != length / pr.block_n + (length % pr.block_n != 0))
       fail("tile_offsets does not match cache_seqlens and block_n at output tile " + std::to_string(o));
   }
   const int64_t* ps = pr.program_starts;
@@ -393,8 +394,10 @@ void check_schedule(const aa::DecodeProblem& pr) {
   for (int64_t p = 0; p < programs; ++p)
     if (ps[p + 1] < ps[p]) fail("program_starts must not decrease (program " + std::to_string(p) + ")");
   if (pr.piece_offsets[0] != 0) fail("piece_offsets must start at 0");
+  // Every count below stays within [0, programs] before it is added, so no sum overflows.
   for (int64_t o = 0; o < tiles; ++o) {
-    if (pr.num_pieces[o] < 0 || pr.first_program[o] < 0 || pr.first_program[o] > programs - pr.num_pieces[o])
+    if (pr.num_pieces[o] < 0 || pr.num_pieces[o] > programs || pr.first_program[o] < 0 ||
+        pr.first_program[o] > programs - pr.num_pieces[o])
       fail("first_program and num_pieces must name programs in [0, " + std::to_string(programs) + ") at tile " +
            std::to_string(o));
     if (pr.piece_offsets[o + 1] != pr.piece_offsets[o] + pr.num_pieces[o])

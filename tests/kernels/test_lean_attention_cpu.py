@@ -285,6 +285,8 @@ def test_binding_refuses_inconsistent_schedules():
         ("num_pieces", lambda a: a.update(num_pieces=np.zeros_like(a["num_pieces"]))),
         ("piece_offsets", lambda a: a["piece_offsets"].__setitem__(-1, 1000)),
         ("block_n", lambda a: a.update(block_n=0)),
+        ("tile_offsets", lambda a: a.update(block_n=2**63 - 1)),
+        ("num_pieces", lambda a: a["num_pieces"].__setitem__(0, 2**62)),
         ("out", lambda a: a.update(out=a["q"])),
         ("lse", lambda a: a.update(lse=np.empty((2, 2, 2), dtype=np.float32))),
         ("scale", lambda a: a.update(scale=float("nan"))),
