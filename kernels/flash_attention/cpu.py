@@ -116,16 +116,23 @@ def _sdpa_backward(do, q, k, v, out, lse, p: Problem, pieces) -> tuple[Tensor, T
     b, t_k, h_kv, d = k.shape
     do, q, out = _unit_last(do), _unit_last(q), _unit_last(out)
     k_e, v_e = _expand_kv(_unit_last(k), p.group), _expand_kv(_unit_last(v), p.group)
-    dq = torch.zeros(q.shape, dtype=q.dtype)
-    dk, dv = (torch.zeros(k_e.shape, dtype=k.dtype) for _ in range(2))
-    for rows, keys, causal in pieces:
-        grads = _FLASH_BWD(
+    calls = [
+        (rows, keys, _FLASH_BWD(
             _heads(do[:, rows]), _heads(q[:, rows]), _heads(k_e[:, keys]), _heads(v_e[:, keys]),
             _heads(out[:, rows]), lse[:, :, rows], 0.0, causal, scale=p.scale,
-        )  # fmt: skip
-        dq[:, rows] += _heads(grads[0])
-        dk[:, keys] += _heads(grads[1])
-        dv[:, keys] += _heads(grads[2])
+        ))
+        for rows, keys, causal in pieces
+    ]  # fmt: skip
+    if len(calls) == 1 and calls[0][0] == slice(0, q.shape[1]):
+        # One call over every row and key (the common case): its gradients are the answer, with no extra pass.
+        dq, dk, dv = (_heads(g).contiguous() for g in calls[0][2])
+    else:
+        dq = torch.zeros(q.shape, dtype=q.dtype)
+        dk, dv = (torch.zeros(k_e.shape, dtype=k.dtype) for _ in range(2))
+        for rows, keys, grads in calls:
+            dq[:, rows] += _heads(grads[0])
+            dk[:, keys] += _heads(grads[1])
+            dv[:, keys] += _heads(grads[2])
     if p.group > 1:
         dk, dv = (x.view(b, t_k, h_kv, p.group, d).sum(3) for x in (dk, dv))
     return dq, dk, dv
