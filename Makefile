@@ -44,8 +44,9 @@ test: setup lint sanitize
 # 1. csrc/tests/test_binary.cpp and csrc/tests/test_attention.cpp, standalone programs, check the header math and the
 #    kernels of csrc/*.cpp (the files without pybind11) against scalar loops on edge sizes, leak checking on.
 # 2. tests/kernels/test_binary_cpp.py and test_lean_attention_cpu.py against a sanitized accelkit._C built here, in
-#    $(SAN_DIR), never over the in-place build. Python is not instrumented, so libasan must be preloaded (and libstdc++ with it, or ASan's
-#    __cxa_throw interceptor finds no real __cxa_throw when the first ValueError is thrown); CPython's own
+#    $(SAN_DIR), never over the in-place build. Python is not instrumented, so libasan must be preloaded (and
+#    libstdc++ with it, or ASan's __cxa_throw interceptor finds no real __cxa_throw when the first ValueError is
+#    thrown); CPython's own
 #    allocations look like leaks at exit, hence detect_leaks=0. csrc/tests/sanitized_native.py loads the .so as
 #    accelkit._C and refuses to run if the tests would import any other build. --capture=sys leaves file
 #    descriptor 2 alone, so a sanitizer report that aborts the process still reaches the terminal.
@@ -53,21 +54,25 @@ test: setup lint sanitize
 SAN_DIR := build/sanitize
 SAN_FLAGS := -std=c++17 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 SAN_OPENMP = $(shell printf 'int main(){}' | $(CXX) -fopenmp -x c++ - -o /dev/null 2>/dev/null && echo -fopenmp)
-SAN_KERNELS = $(shell grep -L pybind11 $(wildcard csrc/*.cpp))
+# Each csrc/*.cpp compiles once, to an object the programs share: the kernels (the files without pybind11) go into
+# the standalone tests, all of them into the extension.
+SAN_OBJECTS = $(patsubst csrc/%.cpp,$(SAN_DIR)/%.o,$(wildcard csrc/*.cpp))
+SAN_KERNEL_OBJECTS = $(patsubst csrc/%.cpp,$(SAN_DIR)/%.o,$(shell grep -L pybind11 $(wildcard csrc/*.cpp)))
 SAN_TESTS := csrc/tests/test_binary.cpp csrc/tests/test_attention.cpp csrc/tests/sanitized_native.py
 
-$(SAN_DIR)/test_binary: csrc/tests/test_binary.cpp $(NATIVE_SOURCES)
+$(SAN_DIR)/%.o: csrc/%.cpp $(wildcard csrc/include/accelkit/*.h) | $(STAMP)
 	mkdir -p $(SAN_DIR)
-	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include csrc/tests/test_binary.cpp $(SAN_KERNELS) -o $@
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -fPIC -fvisibility=hidden $$($(PY) -m pybind11 --includes) -Icsrc/include \
+		-c $< -o $@
 
-$(SAN_DIR)/test_attention: csrc/tests/test_attention.cpp $(NATIVE_SOURCES)
-	mkdir -p $(SAN_DIR)
-	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include csrc/tests/test_attention.cpp $(SAN_KERNELS) -o $@
+$(SAN_DIR)/test_binary: csrc/tests/test_binary.cpp $(SAN_KERNEL_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $^ -o $@
 
-$(SAN_DIR)/_C.so: $(NATIVE_SOURCES) | $(STAMP)
-	mkdir -p $(SAN_DIR)
-	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -shared -fPIC -fvisibility=hidden $$($(PY) -m pybind11 --includes) \
-		-Icsrc/include $(wildcard csrc/*.cpp) -o $@
+$(SAN_DIR)/test_attention: csrc/tests/test_attention.cpp $(SAN_KERNEL_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $^ -o $@
+
+$(SAN_DIR)/_C.so: $(SAN_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -shared $^ -o $@
 
 sanitize: $(SAN_DIR)/test_binary $(SAN_DIR)/test_attention $(SAN_DIR)/_C.so $(SAN_TESTS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_binary
