@@ -230,33 +230,47 @@ def _binary_matmul_backward_cases(draw) -> Case:
 
 @st.composite
 def _binary_linear_cases(draw) -> Case:
-    """As nn.Linear(in_features, out_features): the constructor's arguments, then a forward on drawn input."""
+    """As nn.Linear(in_features, out_features, bias): the constructor's arguments, then a forward on drawn input
+    in training mode and again in eval mode under no_grad, where the packed weight is cached."""
     from accelkit.nn import BinaryLinear
 
     sizes = st.sampled_from((0, 1, 3, 32, 33, 64, 65))
-    in_features = draw(st.one_of(sizes, wrong_values()))
-    out_features = draw(st.one_of(sizes, wrong_values()))
-    k = in_features if isinstance(in_features, int) and not isinstance(in_features, bool) else 4
-    x = draw(tensors(FLOATS[:2], min_dims=1, max_dims=3, dims={-1: k}))
+    args = (draw(st.one_of(sizes, wrong_values())), draw(st.one_of(sizes, wrong_values())))
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["bias"] = draw(st.one_of(st.booleans(), wrong_values()))
+    if draw(st.booleans()):
+        kwargs["scale"] = draw(st.one_of(st.sampled_from((None, "channel", "tensor")), wrong_values()))
+    k = args[0] if isinstance(args[0], int) and not isinstance(args[0], bool) else 4
+    x = draw(tensors(FLOATS[:2], min_dims=1, max_dims=3, dims={-1: k}, huge=False))
     if draw(st.integers(0, 4)) == 0:
         x = draw(tensors())
 
     def call(_):
-        layer = BinaryLinear(in_features, out_features)
+        layer = BinaryLinear(*args, **kwargs)
         inp = x.build()
-        return inp, layer, layer(inp)
+        y = layer(inp)
+        layer.eval()
+        with torch.no_grad():
+            cached = [layer(inp), layer(inp)]
+        return inp, y, cached
 
     def check(out) -> None:
-        inp, layer, y = out
+        inp, y, cached = out
         assert isinstance(y, torch.Tensor), f"BinaryLinear returned a {type(y).__name__}"
-        assert tuple(y.shape) == (*inp.shape[:-1], out_features), f"output shape {tuple(y.shape)}"
+        assert tuple(y.shape) == (*inp.shape[:-1], args[1]), f"output shape {tuple(y.shape)}"
         assert y.device == inp.device, f"output on {y.device}, input on {inp.device}"
+        if _is_small_cpu(inp):
+            # Same weights, same input: the eval-mode result (first call packs W, the second reuses it) is the
+            # training-mode one.
+            for z in cached:
+                assert torch.equal(z, y.detach()), "eval-mode output (packed weight cached) differs from training"
 
     return Case(
-        f"BinaryLinear({in_features!r}, {out_features!r})({x!r})",
+        f"BinaryLinear({args[0]!r}, {args[1]!r}{_kwargs_text(kwargs)})({x!r})",
         call,
         check,
-        names=("in_features", "out_features", "input", "x"),
+        names=("in_features", "out_features", "bias", "scale", "input", "x", "a"),
     )
 
 

@@ -8,6 +8,7 @@ process, which fails the run by itself; a call that never returns to Python is s
 from __future__ import annotations
 
 import faulthandler
+import importlib.util
 import os
 import resource
 import signal
@@ -140,6 +141,11 @@ def test_registry_covers_every_public_entry_point():
     names = {t.name for t in REGISTRY}
     for op in ops.__all__:
         assert f"ops.{op}" in names, f"accelkit.ops.{op} has no fuzz target in fuzz/registry.py"
+    if importlib.util.find_spec("accelkit.nn") is not None:
+        from accelkit import nn
+
+        for module in nn.__all__:
+            assert f"nn.{module}" in names, f"accelkit.nn.{module} has no fuzz target in fuzz/registry.py"
     for entry in ("Gemm", "Conv", "Hardware", "simulate", "simulate_layer", "networks"):
         assert f"sim.{entry}" in names, f"accelkit.sim.{entry} has no fuzz target"
     for parser in ("file.scalesim_cfg", "file.topology_conv", "file.topology_gemm", "cli.sim", "cli.scalesim"):
