@@ -347,12 +347,20 @@ def flash_bwd_dq_kernel(
 
 # --- Launchers ---------------------------------------------------------------------------------------------------
 
-# (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and padded head dim, for 16-bit operands; fp32 halves
-# BLOCK_N (its tiles take twice the shared memory). Chosen so every AOT build below fits sm_80's 163 KB of shared
-# memory without spills (`accelkit gpu-report`); the forward follows FA2's 128 x 64 tile for D <= 128.
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and padded head dim, for 16-bit operands. Chosen so every AOT
+# build below fits sm_80's 163 KB of shared memory without spills (`accelkit gpu-report`); the forward follows FA2's
+# 128 x 64 tile up to D = 64.
 FWD_CONFIGS = {64: (128, 64, 4, 3), 128: (128, 32, 8, 2), 256: (64, 32, 8, 2)}
 DKDV_CONFIGS = {64: (64, 64, 4, 2), 128: (32, 64, 8, 2), 256: (32, 32, 8, 1)}
 DQ_CONFIGS = {64: (64, 64, 4, 2), 128: (64, 32, 4, 2), 256: (32, 32, 8, 1)}
+# fp32 operands take twice the registers and shared memory, and IEEE fp32 dots run on FMA units rather than tensor
+# cores, which hold more of the tile in registers: smaller tiles, picked (Triton 3.9) so that sm_80 and sm_90 builds
+# do not spill. They are not in AOT_SPECS (flash-attn has no fp32 path; the report covers fp16 and bf16).
+FP32_CONFIGS = {
+    "fwd": {64: (32, 32, 4, 1), 128: (32, 16, 8, 1), 256: (32, 16, 8, 1)},
+    "dkdv": {64: (32, 32, 8, 1), 128: (16, 32, 4, 1), 256: (16, 16, 8, 1)},
+    "dq": {64: (32, 32, 4, 1), 128: (32, 16, 8, 1), 256: (16, 16, 8, 1)},
+}
 PRE_CONFIG = (64, 4)  # BLOCK_M, num_warps of the delta kernel (no loop: 1 stage)
 # Under the interpreter programs run one after another in NumPy: 32 x 32 tiles keep the arrays small and still
 # exercise the loops over several blocks.
@@ -363,10 +371,11 @@ def _interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
-def _config(table: dict, d_pad: int, dtype: torch.dtype, blocks: tuple[int | None, int | None]) -> tuple:
-    block_m, block_n, warps, stages = table[max(64, d_pad)]
+def _config(kernel: str, d_pad: int, dtype: torch.dtype, blocks: tuple[int | None, int | None]) -> tuple:
+    table = {"fwd": FWD_CONFIGS, "dkdv": DKDV_CONFIGS, "dq": DQ_CONFIGS}[kernel]
     if dtype == torch.float32:
-        block_n = max(16, block_n // 2)
+        table = FP32_CONFIGS[kernel]
+    block_m, block_n, warps, stages = table[max(64, d_pad)]
     if _interpreting():
         block_m = block_n = INTERPRET_BLOCK
     return (blocks[0] or block_m, blocks[1] or block_n, warps, stages)
@@ -458,7 +467,7 @@ def flash_attn_fwd(
     if out.numel() == 0:
         return out, lse.fill_(float("-inf"))
     d_pad = _block_d(p.head_dim)
-    block_m, block_n, warps, stages = _config(FWD_CONFIGS, d_pad, q.dtype, blocks)
+    block_m, block_n, warps, stages = _config("fwd", d_pad, q.dtype, blocks)
     (t_q, t_k), knobs = _knobs(p)
     grid = (triton.cdiv(t_q, block_m), p.batch * p.heads_q)
     u = _unit(q, k, v, out)
@@ -519,13 +528,13 @@ def flash_attn_bwd(
     )  # fmt: skip
     qkv_strides = tuple(s for x in (q, k, v, do) for s in _strides(x, p.varlen, u))
     flags = {"VARLEN": p.varlen, "SOFTCAP": p.softcap > 0, "UNIT": u, "HEAD_DIM": p.head_dim, "BLOCK_D": d_pad}
-    block_m, block_n, warps, stages = _config(DKDV_CONFIGS, d_pad, q.dtype, blocks)
+    block_m, block_n, warps, stages = _config("dkdv", d_pad, q.dtype, blocks)
     flash_bwd_dkdv_kernel[(triton.cdiv(t_k, block_n), p.batch * p.heads_kv)](
         q, k, v, do, lse, delta, dk, dv, cu_q, cu_k, *qkv_strides, stride_lb, stride_lh, *_strides(dk, p.varlen, u),
         t_q, t_k, p.heads_kv, p.group, *knobs,
         **flags, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps, num_stages=stages,
     )  # fmt: skip
-    block_m, block_n, warps, stages = _config(DQ_CONFIGS, d_pad, q.dtype, blocks)
+    block_m, block_n, warps, stages = _config("dq", d_pad, q.dtype, blocks)
     flash_bwd_dq_kernel[(triton.cdiv(t_q, block_m), p.batch * p.heads_q)](
         q, k, v, do, lse, delta, dq, cu_q, cu_k, *qkv_strides, stride_lb, stride_lh, *_strides(dq, p.varlen, u),
         t_q, t_k, p.heads_q, p.group, *knobs,
