@@ -284,6 +284,19 @@ def test_opcheck(varlen):
     torch.library.opcheck(torch.ops.accelkit.flash_attention.default, args)
 
 
+@settings(max_examples=4)
+@given(case=cases(max_t=20, head_dims=(16, 20)))
+def test_opcheck_drawn_cases(case):
+    q, k, v, _, extra = _inputs(case, torch.float32)
+    q, k, v = (x.detach().requires_grad_() for x in (q, k, v))
+    scale = case.d**-0.5 if case.scale is None else case.scale
+    right = 0 if case.causal else case.window[1]
+    max_q, max_k = (max(case.lens_q), max(case.lens_k)) if case.varlen else (q.shape[1], k.shape[1])
+    args = (q, k, v, extra.get("cu_seqlens_q"), extra.get("cu_seqlens_k"), max_q, max_k, scale, case.window[0],
+            right, case.softcap)  # fmt: skip
+    torch.library.opcheck(torch.ops.accelkit.flash_attention.default, args)
+
+
 def test_torch_compile_fullgraph_matches_eager():
     case = Case((33,), (40,), False, 2, 2, 32, True, (-1, -1), 0.0, None, "contiguous", 6)
     q, k, v, do, _ = _inputs(case, torch.float32)
@@ -302,6 +315,19 @@ def test_torch_compile_fullgraph_matches_eager():
     comp[0].backward(do)
     for a, b in zip(eager_leaves, comp_leaves, strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=0, atol=0)
+
+
+def test_torch_compile_fullgraph_varlen():
+    case = Case((5, 0, 12), (9, 3, 12), True, 1, 2, 16, True, (4, -1), 0.0, None, "contiguous", 8)
+    q, k, v, do, extra = _inputs(case, torch.float32)
+    leaves = [x.detach().requires_grad_() for x in (q, k, v)]
+    compiled = torch.compile(
+        lambda q, k, v: ops.flash_attention(q, k, v, causal=True, window=(4, -1), **extra), fullgraph=True
+    )
+    out = compiled(*leaves)
+    out.backward(do)
+    _check(case, (out, ops.flash_attention(q, k, v, causal=True, window=(4, -1), **extra, return_lse=True)[1],
+                  *(x.grad for x in leaves)), q, k, v, do, dtype=torch.float32)  # fmt: skip
 
 
 # --- Bad input --------------------------------------------------------------------------------------------------
