@@ -89,6 +89,10 @@ def simulate(
     _check_options(mode, accumulate_on_chip, progress)
     _warn_duplicate_names(layers)
     level = _functional_level(functional)
+    if mode == "compat":
+        from accelkit.sim.compat_engine import check_compat_workload
+
+        check_compat_workload(layers, hw)
     seen: dict[Gemm | Conv, tuple[LayerStats, int | None]] = {}
     results = []
     for done, layer in enumerate(layers, start=1):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from accelkit.sim.hardware import DATAFLOWS, PRESETS, Hardware
 from accelkit.sim.networks import NETWORKS, canonical_name
+from accelkit.sim.report import write_files
 from accelkit.sim.workloads import Conv, Gemm
 
 PROG = "accelkit sim"
@@ -226,10 +227,9 @@ def main(argv: list[str] | None = None) -> int:
             report = _run(args)
         for warning in caught:
             _note(str(warning.message))
-        if args.csv is not None:
-            report.to_csv(args.csv)
-        if args.json is not None:
-            report.to_json(args.json)
+        # Both files or neither: a --json that cannot be written must not leave the --csv behind.
+        outputs = {args.csv: report.csv_text, args.json: report.json_text}
+        write_files({path: text() for path, text in outputs.items() if path is not None})
     except SystemExit as exit_:  # --help, --version
         return int(exit_.code or 0)
     except (UsageError, ValueError, TypeError, OSError) as error:

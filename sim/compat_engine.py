@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -88,8 +88,30 @@ class CompatRun:
 COMPAT_MAX_FOLDS = 2**23
 COMPAT_MAX_ROWS_PER_FOLD = 2**23
 COMPAT_MAX_WORD_LEVEL_READS = 2**26
+# Compat time grows with the demand rows it replays (folds x cycles per fold): about 13 ns a row on the machine
+# that set these limits (BERT-base's FFN on a 2x1 OS array: 6.1e8 rows, 8.3 s). A workload, not only a layer, is
+# held to 2^29 rows (about 7 s there), so a network of layers that each fit cannot run for minutes.
+COMPAT_MAX_DEMAND_ROWS = 2**29
 # Trace addresses are int64: an operand's base offset plus its size must stay below 2^63.
 _MAX_ADDRESS = 2**62
+
+
+def demand_rows(layer: Gemm | Conv | CompatLayer, hw: Hardware) -> int:
+    """Rows of the demand matrices compat mode replays for `layer`: its folds times the cycles of each."""
+    lay = layer if isinstance(layer, CompatLayer) else to_compat_layer(layer)
+    comp = native_compute_stats(*spatial_dims(lay.m, lay.n, lay.k, hw.dataflow), hw.rows, hw.cols, hw.dataflow)
+    return comp.folds * comp.cycles_per_fold
+
+
+def check_compat_workload(layers: list, hw: Hardware) -> None:
+    """Raise ValueError before a compat run whose distinct layers replay more than COMPAT_MAX_DEMAND_ROWS rows."""
+    shapes = {replace(layer, name=""): layer for layer in layers}
+    total = sum(demand_rows(layer, hw) for layer in shapes.values())
+    if total > COMPAT_MAX_DEMAND_ROWS:
+        raise ValueError(
+            f"compat mode: {len(layers)} layers on {hw.rows}x{hw.cols} {hw.dataflow} replay {show_int(total)} demand "
+            f"rows, over the {COMPAT_MAX_DEMAND_ROWS:,} a run is held to; use mode='native' (closed form, any size)"
+        )
 
 
 def check_compat_size(layer: CompatLayer, hw: Hardware, *, word_level: bool) -> None:

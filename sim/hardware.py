@@ -31,7 +31,7 @@ def _number(obj: object, name: str, *, integer: bool) -> int | float:
     owner = type(obj).__name__
     if isinstance(value, bool):
         raise TypeError(f"{owner}.{name} must be {'an int' if integer else 'a number'}, got {value!r}")
-    if hasattr(type(value), "__index__"):
+    if isinstance(value, numbers.Integral):
         return operator.index(value)
     if not integer and isinstance(value, numbers.Real):
         try:

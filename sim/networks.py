@@ -113,7 +113,18 @@ def _encoder(prefix: str, *, tokens: int, batch: int, d_model: int, heads: int, 
     return layers
 
 
+# Attention runs as one GEMM pair per (item, head), so the layer list grows with the batch: 2^18 GEMMs take about
+# a second to build and a minute to simulate, while BERT-base at batch 2^20 would be 3 x 10^8 of them.
+MAX_ATTENTION_GEMMS = 2**18
+
+
 def _stack(count: int, **shape: int) -> list[Gemm]:
+    gemms = count * 2 * shape["heads"] * shape["batch"]
+    if gemms > MAX_ATTENTION_GEMMS:
+        raise ValueError(
+            f"{gemms} per-head attention GEMMs, over the {MAX_ATTENTION_GEMMS} that a network lists one by one; "
+            "simulate a smaller batch and scale"
+        )
     return [layer for index in range(count) for layer in _encoder(f"layer{index}", **shape)]
 
 
@@ -201,5 +212,9 @@ def get_network(name: str, *, batch: int = 1, seq_len: int | None = None) -> lis
             raise ValueError(f"seq_len must be a positive int, got {seq_len!r}")
         if seq_len > _MAX_POSITIONS[key]:
             raise ValueError(f"seq_len {seq_len} exceeds the {_MAX_POSITIONS[key]} learned positions of {key}")
-        return _BUILDERS[key](batch=batch, seq_len=seq_len)
-    return _BUILDERS[key](batch=batch)
+    extra = {} if seq_len is None else {"seq_len": seq_len}
+    try:
+        return _BUILDERS[key](batch=batch, **extra)
+    except ValueError as exc:
+        # Too many layers, or a dimension past MAX_SIZE: name the arguments the caller gave.
+        raise ValueError(f"{key} at batch={batch}, seq_len={seq_len}: {exc}") from None

@@ -24,20 +24,22 @@ from accelkit.sim.workloads import Conv, Gemm
 TABLE_HEADERS = ("layer", "cycles", "stalls", "util %", "map eff %", "energy uJ", "DRAM KB")
 
 
-def _write_whole(path: str | Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path` and rename it into place: a failure leaves no partial file
-    (and an existing one untouched)."""
-    path = Path(path)
+def write_files(contents: dict[Path, str]) -> None:
+    """Write every file or none: each text goes to a temporary file beside its path first, and the temporaries are
+    renamed into place only once all are written, so a failure leaves no partial file (and existing ones untouched).
+    """
     # A unique name opened with "x" rather than mkstemp: the file gets the usual umask permissions, not 0600.
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    temporaries = {Path(path): Path(path).with_name(f".{Path(path).name}.{uuid.uuid4().hex}.tmp") for path in contents}
     try:
-        with tmp.open("x", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
+        for path, tmp in temporaries.items():
+            with tmp.open("x", newline="") as handle:
+                handle.write(contents[path])
+        for path, tmp in temporaries.items():
+            os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        for tmp in temporaries.values():
+            tmp.unlink(missing_ok=True)
         raise
-    return path
 
 
 def dram_words(stats: LayerStats) -> int:
@@ -138,16 +140,24 @@ class Report:
         }
 
     def to_json(self, path: str | Path) -> Path:
-        return _write_whole(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        write_files({Path(path): self.json_text()})
+        return Path(path)
+
+    def json_text(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def to_csv(self, path: str | Path) -> Path:
         """Write one row per layer (the columns of `rows()`); totals are not a row, so the file sums cleanly."""
+        write_files({Path(path): self.csv_text()})
+        return Path(path)
+
+    def csv_text(self) -> str:
         rows = self.rows()
         text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else ["layer"])
         writer.writeheader()
         writer.writerows(rows)
-        return _write_whole(path, text.getvalue())
+        return text.getvalue()
 
     def to_pandas(self):
         """The per-layer rows as a pandas DataFrame indexed by layer name (needs the `pandas` extra)."""

@@ -46,7 +46,7 @@ def _version() -> str:
 
 
 def _run(args: argparse.Namespace) -> Path:
-    from accelkit.sim.compat_engine import simulate_compat
+    from accelkit.sim.compat_engine import check_compat_workload, simulate_compat
     from accelkit.sim.scalesim.config import ConfigError, read_config
     from accelkit.sim.scalesim.reports import write_reports
     from accelkit.sim.scalesim.topology import read_topology
@@ -58,6 +58,7 @@ def _run(args: argparse.Namespace) -> Path:
     if args.l and not Path(args.l).is_file():
         raise ConfigError(f"{args.l}: layout file not found")
     layers = read_topology(topo, gemm=args.i == "gemm")
+    check_compat_workload(layers, cfg.hardware)
     out = Path(args.p)
     out.mkdir(parents=True, exist_ok=True)
     target = out / cfg.hardware.run_name

@@ -6,6 +6,7 @@ K = R*S*C/groups window elements and N = filters/groups.
 
 from __future__ import annotations
 
+import numbers
 import operator
 from dataclasses import dataclass
 
@@ -18,7 +19,8 @@ MAX_SIZE = 2**63 - 1
 def check_int(owner: str, name: str, value: object, *, minimum: int, maximum: int = MAX_SIZE) -> int:
     """`value` as a Python int in [minimum, maximum]; NumPy integers are accepted, bools and floats are not.
     Raises TypeError or ValueError naming `owner.name`."""
-    if isinstance(value, bool) or not hasattr(type(value), "__index__"):
+    # numbers.Integral takes NumPy integer scalars but not arrays (an ndarray has __index__ too, and raises).
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}")
     number = operator.index(value)
     if not minimum <= number <= maximum:

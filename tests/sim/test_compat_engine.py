@@ -205,3 +205,19 @@ def test_compat_refuses_layers_it_cannot_hold_in_memory(layer, hw, what):
     with pytest.raises(ValueError, match=f"compat mode: .*'big'.*{what}"):
         simulate_layer(layer, hw, mode="compat")
     assert simulate_layer(layer, hw).total_cycles > 0
+
+
+def test_compat_workload_is_held_to_its_demand_row_budget(monkeypatch):
+    """Layers that each fit can still add up to a run of minutes: the budget is over the distinct layers."""
+    from accelkit.sim import compat_engine, simulate
+
+    hw = Hardware(rows=4, cols=4, dataflow="os")
+    layers = [Gemm(f"g{i}", 16 + i, 16, 16) for i in range(4)]
+    rows = [compat_engine.demand_rows(layer, hw) for layer in layers]
+    monkeypatch.setattr(compat_engine, "COMPAT_MAX_DEMAND_ROWS", sum(rows) - 1)
+    with pytest.raises(ValueError, match="demand rows.*mode='native'"):
+        simulate(layers, hw, mode="compat")
+    # Repeats of one shape are simulated once, so they count once.
+    monkeypatch.setattr(compat_engine, "COMPAT_MAX_DEMAND_ROWS", rows[0])
+    report = simulate([layers[0], Gemm("again", 16, 16, 16)], hw, mode="compat")
+    assert [r.name for r in report.layers] == ["g0", "again"]
