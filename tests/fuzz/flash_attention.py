@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import hypothesis.strategies as st
 import torch
+from tolerance import assert_within_peer_error
 
 from accelkit import ops
-from accelkit.kernels._common.tolerance import outside
 from accelkit.kernels.attention import reference as ref
 from fuzz.core import Case, Target
 from fuzz.values import FLOATS, LAYOUTS, TensorSpec, wrong_values
@@ -89,14 +89,38 @@ def _cases(draw) -> Case:
             cu = {key: val.numpy() for key, val in extra.items()}
             knobs = {key: kwargs[key] for key in ("causal", "window", "softcap", "scale") if key in kwargs}
             want, _ = ref.attention(q.double().numpy(), k.double().numpy(), v.double().numpy(), **knobs, **cu)
-            bad = outside(want, out_t.double().numpy(), q.dtype)
-            if q.dtype in (torch.float16, torch.bfloat16):
-                return  # 16-bit: the FlashAttention criterion lives in tests/kernels/test_flash_attention.py
-            assert not bad.any(), f"{int(bad.sum())} of {bad.size} outputs outside the tolerance of {q.dtype}"
+            # Values of 2 x randn at any scale make a softmax peaked enough that a plain attention in the same
+            # precision misses the flat table too, so the bar is FlashAttention's: within 2x of that attention.
+            peer = _same_precision(q, k, v, knobs, cu)
+            assert_within_peer_error("flash_attention", want, out_t, peer, dtype=q.dtype)
 
     describe = (f"flash_attention(q={q_spec!r}, k={k_spec!r}, v={v_spec!r}, cu_q={cu_q!r}, cu_k={cu_k!r} "
                 f"{cu_dtype}, return_lse={return_lse}, {kwargs!r})")  # fmt: skip
     return Case(describe, call, check, names=NAMES)
+
+
+def _same_precision(q, k, v, knobs: dict, cu: dict) -> torch.Tensor:
+    """Plain softmax attention in q's dtype (no upcast), one sequence at a time, masked as the oracle masks."""
+    scale = knobs.get("scale") or q.shape[-1] ** -0.5
+    if cu:
+        bq, bk = cu["cu_seqlens_q"], cu["cu_seqlens_k"]
+        seqs = [(q[bq[i] : bq[i + 1]], k[bk[i] : bk[i + 1]], v[bk[i] : bk[i + 1]]) for i in range(len(bq) - 1)]
+    else:
+        seqs = list(zip(q, k, v, strict=True))
+    outs = []
+    for qs, ks, vs in seqs:
+        group = qs.shape[1] // max(ks.shape[1], 1)
+        ks, vs = (x.repeat_interleave(group, dim=1) for x in (ks, vs))
+        s = torch.einsum("thd,shd->hts", qs, ks) * scale
+        if knobs.get("softcap"):
+            s = knobs["softcap"] * torch.tanh(s / knobs["softcap"])
+        mask = ref.attention_mask(qs.shape[0], ks.shape[0], causal=knobs.get("causal", False),
+                                  window=knobs.get("window", (-1, -1)))  # fmt: skip
+        s = s.masked_fill(~torch.from_numpy(mask), float("-inf"))
+        outs.append(torch.einsum("hts,shd->thd", torch.softmax(s, dim=-1).nan_to_num(0.0), vs))
+    if not outs:
+        return torch.empty_like(q)
+    return torch.cat(outs) if cu else torch.stack(outs)
 
 
 TARGETS = [Target("ops.flash_attention", _cases())]
