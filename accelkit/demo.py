@@ -58,6 +58,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
     import torch
 
     from accelkit import ops
+    from accelkit.demo_attention import attention_checks
     from accelkit.kernels.binary import reference as ref
     from accelkit.kernels.binary import triton_kernels as tri
 
@@ -80,6 +81,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         ("pack (Triton)", "triton", _check(bits_a.view(np.int64), tri.binary_pack_fwd(a.detach(), 64))),
         ("xnor gemm (Triton)", "triton", _check(xnor, tri.binary_gemm_fwd(t_bits_a, t_bits_w, 100))),
         ("BinaryLinear eval", "cpu (C++)", _binary_linear_check(a.detach(), w.detach())),
+        *attention_checks(_check),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if good else "FAIL") for name, backend, (err, good) in checks]
 
@@ -133,6 +135,9 @@ def _kernels_section(size: int) -> list[tuple[str, ...]]:
     checks = _op_checks()
     print("\n== Ops against their NumPy float64 oracles\n" + table(checks, ("op", "backend", "max abs err", "")))
     print(f"\n== Binary GEMM, {size}^3\n" + table(_binary_bench(size), ("measure", "value")))
+    from accelkit.demo_attention import decode_bench
+
+    print("\n== Decode attention\n" + table(decode_bench(), ("measure", "value")))
     return checks
 
 

@@ -49,3 +49,44 @@ def test_demo_runs_green():
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert "binary_matmul fwd" in res.stdout and "FAIL" not in res.stdout
+    assert "lean_attention (Triton)" in res.stdout and "== Decode attention" in res.stdout
+
+
+ATTENTION_ROWS = (
+    "flash_attention fwd",
+    "flash_attention dq",
+    "flash_attention dk",
+    "flash_attention dv",
+    "lean_attention",
+    "split_kv_attention",
+    "flash_attention fwd (Triton)",
+    "lean_attention (Triton)",
+)
+
+
+def test_demo_attention_rows_pass():
+    from accelkit.demo import _check
+    from accelkit.demo_attention import attention_checks
+
+    rows = {name: (err, good) for name, _, (err, good) in attention_checks(_check)}
+    assert set(rows) == set(ATTENTION_ROWS)
+    assert all(good for _, good in rows.values()), rows
+
+
+def test_demo_check_row_fails_on_wrong_output():
+    """The demo's check must be able to fail: the oracle of one op against another op's output."""
+    import numpy as np
+    import torch
+
+    from accelkit.demo import _check
+
+    err, good = _check(np.zeros(4), torch.full((4,), 1e-3))
+    assert err == pytest.approx(1e-3) and not good
+
+
+def test_demo_prints_decode_section():
+    from accelkit.demo_attention import decode_bench
+
+    rows = dict(decode_bench(t=256, repeats=1))
+    assert "full size: python bench/run.py decode_attention" in rows["ratio (SDPA / ours)"]
+    assert rows["ops.lean_attention"].strip().endswith("ms") and rows["torch SDPA"].strip().endswith("ms")
