@@ -65,11 +65,11 @@ $(SAN_DIR)/%.o: csrc/%.cpp $(wildcard csrc/include/accelkit/*.h) | $(STAMP)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -fPIC -fvisibility=hidden $$($(PY) -m pybind11 --includes) -Icsrc/include \
 		-c $< -o $@
 
-$(SAN_DIR)/test_binary: csrc/tests/test_binary.cpp $(SAN_KERNEL_OBJECTS)
-	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $^ -o $@
+$(SAN_DIR)/test_binary: csrc/tests/test_binary.cpp csrc/tests/check.h $(SAN_KERNEL_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $(filter-out %.h,$^) -o $@
 
-$(SAN_DIR)/test_attention: csrc/tests/test_attention.cpp $(SAN_KERNEL_OBJECTS)
-	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $^ -o $@
+$(SAN_DIR)/test_attention: csrc/tests/test_attention.cpp csrc/tests/check.h $(SAN_KERNEL_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $(filter-out %.h,$^) -o $@
 
 $(SAN_DIR)/_C.so: $(SAN_OBJECTS)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -shared $^ -o $@

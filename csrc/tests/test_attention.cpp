@@ -18,18 +18,13 @@
 
 #include "accelkit/attention.h"
 
+#include "check.h"
+
 namespace at = accelkit::attention;
 
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
-
-void check(bool ok, const std::string& what) {
-  ++g_checks;
-  if (ok) return;
-  if (++g_failures <= 20) std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-}
+using accelkit_test::check;
 
 std::string str(double v) { return std::to_string(v); }
 
@@ -315,6 +310,5 @@ int main() {
   test_combine();
   test_kernel(rng);
   test_bad_arguments();
-  std::printf("test_attention: %d checks, %d failures\n", g_checks, g_failures);
-  return g_failures == 0 ? 0 : 1;
+  return accelkit_test::report("test_attention");
 }

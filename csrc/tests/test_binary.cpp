@@ -15,19 +15,13 @@
 
 #include "accelkit/binary.h"
 
+#include "check.h"
+
 namespace ab = accelkit::binary;
 
 namespace {
 
-int g_failures = 0;
-int g_checks = 0;
-
-void check(bool ok, const std::string& what) {
-  ++g_checks;
-  if (ok) return;
-  // The first 20 failures are enough to diagnose; the count at the end says how many more there were.
-  if (++g_failures <= 20) std::fprintf(stderr, "FAIL: %s\n", what.c_str());
-}
+using accelkit_test::check;
 
 std::string str(int64_t v) { return std::to_string(v); }
 
@@ -268,6 +262,5 @@ int main() {
   test_bad_arguments();
   std::string paths;
   for (ab::Isa isa : isas()) paths += std::string(" ") + ab::isa_name(isa);
-  std::printf("test_binary: %d checks, %d failures (paths:%s)\n", g_checks, g_failures, paths.c_str());
-  return g_failures == 0 ? 0 : 1;
+  return accelkit_test::report("test_binary", " (paths:" + paths + ")");
 }
