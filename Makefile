@@ -11,7 +11,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.accelkit-installed
 NATIVE_SOURCES := $(wildcard csrc/*.cpp csrc/include/accelkit/*.h) setup.py pyproject.toml
 
-.PHONY: setup demo test lint sanitize clean
+.PHONY: setup demo test lint sanitize clean gpu-check
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ $(STAMP): $(PY) $(NATIVE_SOURCES)
 # Every backend found here, every op against its oracle, small benchmarks, the simulator.
 demo: setup
 	$(VENV)/bin/accelkit demo
+
+# On a machine with a CUDA device (at most ~8 minutes): the cuda-marked tests, then flash and decode attention
+# against torch SDPA (bench/gpu_check.py). Without one it prints "no CUDA device" and exits 0.
+gpu-check: setup
+	$(PY) bench/gpu_check.py
 
 # ruff lint and format check over the whole repository.
 lint: setup

@@ -1,0 +1,161 @@
+"""`make gpu-check`: on a machine with a CUDA device, the `cuda`-marked tests, then flash and decode attention against
+torch SDPA, in at most about 8 minutes. Without a CUDA device it prints "no CUDA device" and exits 0.
+
+Flash attention: forward and backward TFLOP/s of `accelkit.ops.flash_attention` and SDPA at the FlashAttention-2
+paper's shapes, fp16: B * T = 16k tokens, T in {512, 1k, 2k, 4k, 8k, 16k} with B = 16k / T, hidden 2048 = H * D
+with D in {64, 128}, causal and not. FLOPs follow the paper's accounting (flash-attn
+benchmarks/benchmark_flash_attention.py, ../shared/reference/attention.md, "Benchmark FLOP convention"):
+4 * B * T^2 * H * D forward, halved for causal, and backward 2.5x forward. Decode: one new token, B = 1, H_q = 32,
+H_kv = 8, D = 128, fp16, 8k to 256k cached keys: lean_attention vs split_kv_attention vs SDPA (enable_gqa over the
+same cache as [B, H, T, D] views). Times are medians of CUDA-event timings after warm-up calls. The last line is one
+JSON object with every figure (also `python bench/run.py gpu_check`, which prints it once more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKENS, HIDDEN = 16 * 1024, 2048
+SEQLENS = (512, 1024, 2048, 4096, 8192, 16384)
+DECODE_KEYS = (8192, 16384, 32768, 65536, 131072, 262144)
+# The cuda tests get at most this long, so the whole check stays within its 8 minutes.
+TEST_TIMEOUT_S = 240
+
+
+def cuda_ms(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+    """Median milliseconds of fn() over `repeats` calls, each timed by a pair of CUDA events."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def run_cuda_tests() -> dict:
+    cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"]
+    print("$ " + " ".join(cmd[2:]), flush=True)
+    try:
+        rc = subprocess.run(cmd, cwd=ROOT, timeout=TEST_TIMEOUT_S).returncode
+    except subprocess.TimeoutExpired:
+        print(f"cuda tests stopped after {TEST_TIMEOUT_S} s", flush=True)
+        rc = -1
+    return {"returncode": rc, "passed": rc == 0}
+
+
+def _grad_call(out: torch.Tensor, inputs: tuple[torch.Tensor, ...], do: torch.Tensor) -> Callable[[], object]:
+    return lambda: torch.autograd.grad(out, inputs, do, retain_graph=True)
+
+
+def flash_case(t: int, d: int, causal: bool, repeats: int) -> dict:
+    """TFLOP/s of ours and SDPA, forward and backward, at one of the paper's shapes."""
+    import torch.nn.functional as F
+
+    from accelkit import ops
+
+    b, h = TOKENS // t, HIDDEN // d
+    q, k, v = (torch.randn(b, t, h, d, device="cuda", dtype=torch.float16, requires_grad=True) for _ in range(3))
+    do = torch.randn(b, t, h, d, device="cuda", dtype=torch.float16)
+    # SDPA takes [B, H, T, D]: transposed views of the same tensors, what a user holding [B, T, H, D] passes.
+    qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+    calls = {
+        "ours": lambda: ops.flash_attention(q, k, v, causal=causal),
+        "sdpa": lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).transpose(1, 2),
+    }
+    flops = 4 * b * t * t * h * d / (2 if causal else 1)
+    row = {"T": t, "B": b, "H": h, "D": d, "causal": causal}
+    for name, call in calls.items():
+        with torch.no_grad():
+            fwd = cuda_ms(call, repeats)
+        bwd = cuda_ms(_grad_call(call(), (q, k, v), do), repeats)
+        row[f"{name}_fwd_tflops"] = round(flops / fwd / 1e9, 2)
+        row[f"{name}_bwd_tflops"] = round(2.5 * flops / bwd / 1e9, 2)
+    return row
+
+
+def decode_case(t: int, repeats: int) -> dict:
+    """Milliseconds of one decode step over t cached keys: lean, split-KV and SDPA."""
+    import torch.nn.functional as F
+
+    from accelkit import ops
+
+    h_q, h_kv, d = 32, 8, 128
+    q = torch.randn(1, h_q, d, device="cuda", dtype=torch.float16)
+    k, v = (torch.randn(1, t, h_kv, d, device="cuda", dtype=torch.float16) for _ in range(2))
+    lens = torch.tensor([t], device="cuda", dtype=torch.int32)
+    q4, k4, v4 = q[:, :, None], k.transpose(1, 2), v.transpose(1, 2)
+    calls = {
+        "lean_ms": lambda: ops.lean_attention(q, k, v, lens),
+        "split_kv_ms": lambda: ops.split_kv_attention(q, k, v, lens),
+        "sdpa_ms": lambda: F.scaled_dot_product_attention(q4, k4, v4, enable_gqa=True),
+    }
+    row = {"T": t}
+    with torch.no_grad():
+        row.update({name: round(cuda_ms(call, repeats), 4) for name, call in calls.items()})
+    return row
+
+
+def _print_rows(title: str, rows: list[dict]) -> None:
+    print(f"\n== {title}")
+    keys = list(rows[0])
+    print("  ".join(f"{key:>14}" for key in keys))
+    for row in rows:
+        print("  ".join(f"{row[key]!s:>14}" for key in keys), flush=True)
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(statistics.fmean(math.log(x) for x in values)) if values and min(values) > 0 else 0.0
+
+
+def run(argv: list[str]) -> dict:
+    parser = argparse.ArgumentParser(prog="bench/gpu_check.py", description=__doc__)
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls per measurement")
+    parser.add_argument("--skip-tests", action="store_true", help="leave out the cuda-marked tests")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("no CUDA device")
+        return {}
+    tests = {"skipped": True} if args.skip_tests else run_cuda_tests()
+    flash = [flash_case(t, d, c, args.repeats) for d in (64, 128) for c in (False, True) for t in SEQLENS]
+    _print_rows("flash_attention vs SDPA, TFLOP/s, fp16", flash)
+    decode = [decode_case(t, args.repeats) for t in DECODE_KEYS]
+    _print_rows("decode, B = 1, H_q = 32, H_kv = 8, D = 128, fp16, ms", decode)
+    ours, peer = _geomean([r["ours_fwd_tflops"] for r in flash]), _geomean([r["sdpa_fwd_tflops"] for r in flash])
+    return {
+        "name": "gpu_check",
+        "metric": "flash_attention forward TFLOP/s, geometric mean over the FA2 paper's shapes",
+        "ours": round(ours, 2),
+        "peer": round(peer, 2),
+        "ratio": round(ours / peer, 3) if peer else 0.0,
+        "device": torch.cuda.get_device_name(),
+        "cuda_tests": tests,
+        "flash": flash,
+        "decode": decode,
+    }
+
+
+def main(argv: list[str]) -> int:
+    result = run(argv)
+    if not result:
+        return 0
+    print(json.dumps(result), flush=True)
+    return 0 if result["cuda_tests"].get("passed", True) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
