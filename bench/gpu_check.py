@@ -58,46 +58,66 @@ def run_cuda_tests() -> dict:
     return {"returncode": rc, "passed": rc == 0}
 
 
+def _sig(x: float) -> float:
+    """Four significant figures: enough for timings that vary by a few percent between runs."""
+    return float(f"{x:.4g}")
+
+
 def _grad_call(out: torch.Tensor, inputs: tuple[torch.Tensor, ...], do: torch.Tensor) -> Callable[[], object]:
     return lambda: torch.autograd.grad(out, inputs, do, retain_graph=True)
 
 
-def flash_case(t: int, d: int, causal: bool, repeats: int) -> dict:
-    """TFLOP/s of ours and SDPA, forward and backward, at one of the paper's shapes."""
+def flash_case(
+    t: int,
+    d: int,
+    causal: bool,
+    repeats: int,
+    *,
+    tokens: int = TOKENS,
+    hidden: int = HIDDEN,
+    device: str = "cuda",
+    dtype: torch.dtype = torch.float16,
+    timer: Callable = cuda_ms,
+) -> dict:
+    """TFLOP/s of ours and SDPA, forward and backward, at one of the paper's shapes (the keywords: for tests)."""
     import torch.nn.functional as F
 
     from accelkit import ops
 
-    b, h = TOKENS // t, HIDDEN // d
-    q, k, v = (torch.randn(b, t, h, d, device="cuda", dtype=torch.float16, requires_grad=True) for _ in range(3))
-    do = torch.randn(b, t, h, d, device="cuda", dtype=torch.float16)
+    b, h = tokens // t, hidden // d
+    q, k, v = (torch.randn(b, t, h, d, device=device, dtype=dtype, requires_grad=True) for _ in range(3))
+    do = torch.randn(b, t, h, d, device=device, dtype=dtype)
     # SDPA takes [B, H, T, D]: transposed views of the same tensors, what a user holding [B, T, H, D] passes.
     qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
     calls = {
         "ours": lambda: ops.flash_attention(q, k, v, causal=causal),
         "sdpa": lambda: F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal).transpose(1, 2),
     }
+    # The FlashAttention-2 paper's accounting (Dao 2023, its attention benchmarks; flash-attn benchmark script flops()):
+    # 4 * B * T^2 * H * D forward, half of it when causal; backward counted as 2.5x the forward.
     flops = 4 * b * t * t * h * d / (2 if causal else 1)
     row = {"T": t, "B": b, "H": h, "D": d, "causal": causal}
     for name, call in calls.items():
         with torch.no_grad():
-            fwd = cuda_ms(call, repeats)
-        bwd = cuda_ms(_grad_call(call(), (q, k, v), do), repeats)
-        row[f"{name}_fwd_tflops"] = round(flops / fwd / 1e9, 2)
-        row[f"{name}_bwd_tflops"] = round(2.5 * flops / bwd / 1e9, 2)
+            fwd = timer(call, repeats)
+        bwd = timer(_grad_call(call(), (q, k, v), do), repeats)
+        row[f"{name}_fwd_tflops"] = _sig(flops / fwd / 1e9)
+        row[f"{name}_bwd_tflops"] = _sig(2.5 * flops / bwd / 1e9)
     return row
 
 
-def decode_case(t: int, repeats: int) -> dict:
-    """Milliseconds of one decode step over t cached keys: lean, split-KV and SDPA."""
+def decode_case(
+    t: int, repeats: int, *, device: str = "cuda", dtype: torch.dtype = torch.float16, timer: Callable = cuda_ms
+) -> dict:
+    """Milliseconds of one decode step over t cached keys: lean, split-KV and SDPA (the keywords: for tests)."""
     import torch.nn.functional as F
 
     from accelkit import ops
 
     h_q, h_kv, d = 32, 8, 128
-    q = torch.randn(1, h_q, d, device="cuda", dtype=torch.float16)
-    k, v = (torch.randn(1, t, h_kv, d, device="cuda", dtype=torch.float16) for _ in range(2))
-    lens = torch.tensor([t], device="cuda", dtype=torch.int32)
+    q = torch.randn(1, h_q, d, device=device, dtype=dtype)
+    k, v = (torch.randn(1, t, h_kv, d, device=device, dtype=dtype) for _ in range(2))
+    lens = torch.tensor([t], device=device, dtype=torch.int32)
     q4, k4, v4 = q[:, :, None], k.transpose(1, 2), v.transpose(1, 2)
     calls = {
         "lean_ms": lambda: ops.lean_attention(q, k, v, lens),
@@ -106,7 +126,7 @@ def decode_case(t: int, repeats: int) -> dict:
     }
     row = {"T": t}
     with torch.no_grad():
-        row.update({name: round(cuda_ms(call, repeats), 4) for name, call in calls.items()})
+        row.update({name: _sig(timer(call, repeats)) for name, call in calls.items()})
     return row
 
 
