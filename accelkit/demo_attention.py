@@ -91,7 +91,7 @@ def attention_checks(check: Callable) -> list[Check]:
     return [*_flash_checks(check, gen), *_decode_checks(check, gen), *_triton_checks(check, gen)]
 
 
-def decode_bench(t: int = 8192, repeats: int = 5) -> list[tuple[str, str]]:
+def decode_bench(t: int = 8192, repeats: int = 10) -> list[tuple[str, str]]:
     """ops.lean_attention against torch SDPA on one token over a float32 cache of t keys, B = 1, H = 8, D = 64."""
     import torch
     import torch.nn.functional as F
