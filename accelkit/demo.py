@@ -60,7 +60,6 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
     from accelkit import ops
     from accelkit.demo_attention import attention_checks
     from accelkit.kernels.binary import reference as ref
-    from accelkit.kernels.binary import triton_kernels as tri
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(13, 100, generator=gen, requires_grad=True)
@@ -78,12 +77,23 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         ("binary_matmul grad_w", "cpu (PyTorch)", _check(gw, w.grad)),
         ("binarize channel", "cpu (PyTorch)", _check(ref.binarize(wn, "channel"), ops.binarize(w, scale="channel"))),
         ("pack_bits", "cpu (C++)", _check(bits_a.view(np.int64), ops.pack_bits(a.detach(), word_bits=64))),
-        ("pack (Triton)", "triton", _check(bits_a.view(np.int64), tri.binary_pack_fwd(a.detach(), 64))),
-        ("xnor gemm (Triton)", "triton", _check(xnor, tri.binary_gemm_fwd(t_bits_a, t_bits_w, 100))),
+        *_binary_triton_checks(a.detach(), bits_a, t_bits_a, t_bits_w, xnor),
         ("BinaryLinear eval", "cpu (C++)", _binary_linear_check(a.detach(), w.detach())),
         *attention_checks(_check),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if good else "FAIL") for name, backend, (err, good) in checks]
+
+
+def _binary_triton_checks(a, bits_a, t_bits_a, t_bits_w, xnor) -> list:
+    """The Triton pack and GEMM rows; none without triton (the backends table says it is not installed)."""
+    if not available("triton"):
+        return []
+    from accelkit.kernels.binary import triton_kernels as tri
+
+    return [
+        ("pack (Triton)", "triton", _check(bits_a.view(np.int64), tri.binary_pack_fwd(a, 64))),
+        ("xnor gemm (Triton)", "triton", _check(xnor, tri.binary_gemm_fwd(t_bits_a, t_bits_w, 100))),
+    ]
 
 
 def _binary_linear_check(x, w) -> tuple[float, bool]:

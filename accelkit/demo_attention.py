@@ -3,6 +3,8 @@ decode timing against torch SDPA."""
 
 from collections.abc import Callable
 
+from accelkit._optional import available
+
 Check = tuple[str, str, tuple[float, bool]]
 # Odd, non-power-of-2 sizes with GQA (H_q = 4, H_kv = 2): small enough for the Triton interpreter.
 B, T_Q, T_K, H_Q, H_KV, D = 2, 37, 45, 4, 2, 32
@@ -88,7 +90,8 @@ def attention_checks(check: Callable) -> list[Check]:
     import torch
 
     gen = torch.Generator().manual_seed(1)
-    return [*_flash_checks(check, gen), *_decode_checks(check, gen), *_triton_checks(check, gen)]
+    triton_rows = _triton_checks(check, gen) if available("triton") else []
+    return [*_flash_checks(check, gen), *_decode_checks(check, gen), *triton_rows]
 
 
 def decode_bench(t: int = 8192, repeats: int = 10) -> list[tuple[str, str]]:

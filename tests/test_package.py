@@ -90,3 +90,18 @@ def test_demo_prints_decode_section():
     rows = dict(decode_bench(t=256, repeats=1))
     assert "full size: python bench/run.py decode_attention" in rows["ratio (SDPA / ours)"]
     assert rows["ops.lean_attention"].strip().endswith("ms") and rows["torch SDPA"].strip().endswith("ms")
+
+
+def test_demo_without_triton_leaves_out_the_triton_rows_and_passes(monkeypatch):
+    """`pip install .` after torch, without the kernels extra, has no triton: the CPU rows must still run."""
+    from accelkit import demo, demo_attention
+
+    def no_triton(module: str) -> bool:
+        return module != "triton"
+
+    monkeypatch.setattr(demo, "available", no_triton)
+    monkeypatch.setattr(demo_attention, "available", no_triton)
+    rows = demo._op_checks()
+    assert not [row for row in rows if row[1] == "triton"]
+    assert {"binary_matmul fwd", "BinaryLinear eval"} <= {row[0] for row in rows}
+    assert all(row[-1] == "ok" for row in rows), rows
