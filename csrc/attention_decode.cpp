@@ -529,24 +529,6 @@ bool isa_supported(Isa isa) {
   return false;
 }
 
-Isa best_isa() {
-  if (isa_supported(Isa::avx512)) return Isa::avx512;
-  if (isa_supported(Isa::avx2)) return Isa::avx2;
-  return Isa::scalar;
-}
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return "avx512";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::scalar:
-      return "scalar";
-  }
-  return "unknown";
-}
-
 Status decode_attention(const DecodeProblem& pr, Isa isa, int threads) {
   if (!problem_ok(pr)) return Status::bad_argument;
   if (!isa_supported(isa)) return Status::unsupported_isa;

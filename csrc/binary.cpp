@@ -536,24 +536,6 @@ bool isa_supported(Isa isa) {
   return false;
 }
 
-Isa best_isa() {
-  if (isa_supported(Isa::avx512)) return Isa::avx512;
-  if (isa_supported(Isa::avx2)) return Isa::avx2;
-  return Isa::scalar;
-}
-
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::avx512:
-      return "avx512";
-    case Isa::avx2:
-      return "avx2";
-    case Isa::scalar:
-      return "scalar";
-  }
-  return "unknown";
-}
-
 Status pack_f32(const float* x, int64_t rows, int64_t k, int64_t row_stride, int64_t col_stride, void* out,
                 int word_bits, Isa isa) {
   return pack(x, rows, k, row_stride, col_stride, out, word_bits, isa);

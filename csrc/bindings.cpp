@@ -89,19 +89,23 @@ void require_disjoint(const py::array& out, const py::array& in, const std::stri
   if (a0 < b1 && b0 < a1) fail(out_name + " must not overlap " + in_name);
 }
 
-ab::Isa parse_isa(const std::string& isa) {
-  if (isa == "auto") return ab::best_isa();
-  ab::Isa parsed;
-  if (isa == "avx512")
-    parsed = ab::Isa::avx512;
-  else if (isa == "avx2")
-    parsed = ab::Isa::avx2;
-  else if (isa == "scalar")
-    parsed = ab::Isa::scalar;
-  else
+// The one parser of every op's `isa` argument; `supported` is that op's own CPU check.
+accelkit::Isa named_isa(const std::string& isa) {
+  accelkit::Isa parsed;
+  if (!accelkit::isa_from_name(isa.c_str(), &parsed))
     fail("isa must be 'auto', 'avx512', 'avx2' or 'scalar', got '" + isa + "'");
-  if (!ab::isa_supported(parsed)) fail("isa '" + isa + "' is not supported by this CPU");
   return parsed;
+}
+
+accelkit::Isa parse_isa(const std::string& isa, bool (*supported)(accelkit::Isa)) {
+  if (isa == "auto") return accelkit::best_isa(supported);
+  const accelkit::Isa parsed = named_isa(isa);
+  if (!supported(parsed)) fail("isa '" + isa + "' is not supported by this CPU");
+  return parsed;
+}
+
+bool isa_available(const std::string& isa, bool (*supported)(accelkit::Isa)) {
+  return isa == "auto" || supported(named_isa(isa));
 }
 
 void check_status(ab::Status status, const std::string& what) {
@@ -113,7 +117,7 @@ void binary_pack(const py::object& x_obj, const py::object& out_obj, int word_bi
   const py::array x = as_array(x_obj, "x");
   py::array out = as_array(out_obj, "out");
   if (word_bits != 32 && word_bits != 64) fail("word_bits must be 32 or 64, got " + std::to_string(word_bits));
-  const ab::Isa isa = parse_isa(isa_name);
+  const ab::Isa isa = parse_isa(isa_name, ab::isa_supported);
   if (x.dtype().kind() != 'f' || (x.itemsize() != 4 && x.itemsize() != 8))
     fail("x must have dtype float32 or float64, got " + dtype_str(x));
   for (int d = 0; d < 2; ++d)
@@ -193,7 +197,7 @@ void check_k(const GemmOperands& g, int64_t k) {
 void binary_gemm(const py::object& a_obj, const py::object& w_obj, int64_t k, const py::object& out_obj,
                  const std::string& isa_name) {
   GemmOperands g = gemm_operands(a_obj, w_obj, out_obj, "a_bits");
-  const ab::Isa isa = parse_isa(isa_name);
+  const ab::Isa isa = parse_isa(isa_name, ab::isa_supported);
   check_k(g, k);
   const auto* a = static_cast<const uint32_t*>(g.a.data());
   const auto* w = static_cast<const uint32_t*>(g.w.data());
@@ -302,7 +306,7 @@ py::array_t<T> new_result(int64_t rows, int64_t cols) {
 py::array binary_gemm_new(const py::object& a_obj, const py::object& w_obj, int64_t k, const std::string& dtype,
                           const std::string& isa_name) {
   GemmOperands g = gemm_inputs(a_obj, w_obj, "a_bits");
-  const ab::Isa isa = parse_isa(isa_name);
+  const ab::Isa isa = parse_isa(isa_name, ab::isa_supported);
   check_k(g, k);
   if (dtype != "int32" && dtype != "float32") fail("dtype must be 'int32' or 'float32', got '" + dtype + "'");
   const auto* a = static_cast<const uint32_t*>(g.a.data());
@@ -331,7 +335,7 @@ py::array binary_gemm_new(const py::object& a_obj, const py::object& w_obj, int6
 void spike_gemm(const py::object& s_obj, const py::object& w_obj, const py::object& out_obj,
                 const std::string& isa_name) {
   GemmOperands g = gemm_operands(s_obj, w_obj, out_obj, "s_bits");
-  const ab::Isa isa = parse_isa(isa_name);
+  const ab::Isa isa = parse_isa(isa_name, ab::isa_supported);
   const auto* s = static_cast<const uint32_t*>(g.a.data());
   const auto* w = static_cast<const uint32_t*>(g.w.data());
   auto* out = static_cast<int32_t*>(g.out.mutable_data());
@@ -549,18 +553,7 @@ void decode_attention(const py::object& q_obj, const py::object& k_obj, const py
   pr.out = static_cast<float*>(out.mutable_data());
   pr.lse = static_cast<float*>(lse.mutable_data());
 
-  aa::Isa isa = aa::best_isa();
-  if (isa_name != "auto") {
-    if (isa_name == "avx512")
-      isa = aa::Isa::avx512;
-    else if (isa_name == "avx2")
-      isa = aa::Isa::avx2;
-    else if (isa_name == "scalar")
-      isa = aa::Isa::scalar;
-    else
-      fail("isa must be 'auto', 'avx512', 'avx2' or 'scalar', got '" + isa_name + "'");
-    if (!aa::isa_supported(isa)) fail("isa '" + isa_name + "' is not supported by this CPU");
-  }
+  const aa::Isa isa = parse_isa(isa_name, aa::isa_supported);
   if (threads < 0) fail("threads must be >= 0 (0: the OpenMP default), got " + std::to_string(threads));
   aa::Status status;
   {
@@ -602,12 +595,7 @@ PYBIND11_MODULE(_C, m) {
         "+-1 weights (bit 1 = -1).");
   m.def("binary_isa", [] { return std::string(ab::isa_name(ab::best_isa())); },
         "The GEMM path isa='auto' selects on this CPU: 'avx512', 'avx2' or 'scalar'.");
-  m.def("binary_isa_supported", [](const std::string& isa) {
-    if (isa == "auto") return true;
-    if (isa != "avx512" && isa != "avx2" && isa != "scalar")
-      fail("isa must be 'auto', 'avx512', 'avx2' or 'scalar', got '" + isa + "'");
-    return ab::isa_supported(isa == "avx512" ? ab::Isa::avx512 : isa == "avx2" ? ab::Isa::avx2 : ab::Isa::scalar);
-  });
+  m.def("binary_isa_supported", [](const std::string& isa) { return isa_available(isa, ab::isa_supported); });
   m.def(
       "binary_peak_probe",
       [](int threads) {
@@ -643,10 +631,6 @@ PYBIND11_MODULE(_C, m) {
         "float32 [B, H_q, T_q], both C-contiguous; a query that sees no key gets 0 and -inf.");
   m.def("decode_attention_isa", [] { return std::string(aa::isa_name(aa::best_isa())); },
         "The decode attention path isa='auto' selects on this CPU: 'avx512', 'avx2' or 'scalar'.");
-  m.def("decode_attention_isa_supported", [](const std::string& isa) {
-    if (isa == "auto") return true;
-    if (isa != "avx512" && isa != "avx2" && isa != "scalar")
-      fail("isa must be 'auto', 'avx512', 'avx2' or 'scalar', got '" + isa + "'");
-    return aa::isa_supported(isa == "avx512" ? aa::Isa::avx512 : isa == "avx2" ? aa::Isa::avx2 : aa::Isa::scalar);
-  });
+  m.def("decode_attention_isa_supported",
+        [](const std::string& isa) { return isa_available(isa, aa::isa_supported); });
 }

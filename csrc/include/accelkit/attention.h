@@ -144,6 +144,8 @@ ACCELKIT_HD float combine_weights(const float* lse, int64_t count, int64_t strid
 }  // namespace accelkit
 
 #if !defined(__CUDACC__)
+#include "accelkit/cpu_features.h"
+
 // The CPU kernel (csrc/attention_decode.cpp). Plain pointers and sizes; the function checks what it can and returns
 // a Status instead of throwing, so the bindings decide how errors surface. The bindings check everything else
 // (shapes, strides, bounds of block_table and cache_seqlens, consistency of the schedule) before calling it.
@@ -151,12 +153,12 @@ namespace accelkit {
 namespace attention {
 
 enum class Status : int { ok = 0, bad_argument = 1, unsupported_isa = 2 };
-enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
 enum class CacheType : int { f32 = 0, bf16 = 1 };
+using accelkit::Isa;
+using accelkit::isa_name;
 
 bool isa_supported(Isa isa);
-Isa best_isa();
-const char* isa_name(Isa isa);
+inline Isa best_isa() { return accelkit::best_isa(isa_supported); }
 
 // Decode attention of a chunk of T_q new queries over a KV cache, partitioned into programs by a schedule
 // (kernels/lean_attention/schedule.py: lean_schedule's stream-K ranges or split_kv_schedule's fixed split).

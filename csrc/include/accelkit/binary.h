@@ -100,6 +100,8 @@ ACCELKIT_HD int64_t spike_dot(const Word* s, const Word* w, int64_t n_words) {
 }  // namespace accelkit
 
 #if !defined(__CUDACC__)
+#include "accelkit/cpu_features.h"
+
 // CPU kernels (csrc/binary.cpp). Plain pointers and sizes; every function validates its arguments and returns a
 // Status instead of throwing, so the bindings decide how errors surface.
 namespace accelkit {
@@ -109,11 +111,11 @@ enum class Status : int { ok = 0, bad_argument = 1, unsupported_isa = 2 };
 
 // Vector paths. The GEMM treats a packed row as a string of 32-bit units: xor/and + popcount summed over a whole
 // row does not depend on how its bits are grouped into words, so 32- and 64-bit words share one kernel.
-enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+using accelkit::Isa;
+using accelkit::isa_name;
 
 bool isa_supported(Isa isa);
-Isa best_isa();
-const char* isa_name(Isa isa);
+inline Isa best_isa() { return accelkit::best_isa(isa_supported); }
 
 // x: rows x k elements at x[r * row_stride + c * col_stride] (strides in elements, may be negative or 0).
 // out: rows x num_words(k, word_bits) words, contiguous, word_bits 32 or 64.

@@ -1,6 +1,9 @@
 // Runtime CPU-feature detection, so portable builds can pick AVX2 or AVX-512 kernels per call.
 #pragma once
 
+#include <cstring>
+#include <initializer_list>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -22,6 +25,41 @@ inline CpuFeatures cpu_features() {
   f.avx512_vpopcntdq = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
 #endif
   return f;
+}
+
+// The vector paths an op's kernels are built for. What each path needs of the CPU is the op's own isa_supported
+// (the binary GEMM's AVX-512 path needs VPOPCNTDQ, decode attention's needs BW/VL/DQ and FMA).
+enum class Isa : int { scalar = 0, avx2 = 1, avx512 = 2 };
+
+inline const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::avx512:
+      return "avx512";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::scalar:
+      return "scalar";
+  }
+  return "unknown";
+}
+
+// The Isa called `name` ("avx512", "avx2" or "scalar"); false for any other name.
+inline bool isa_from_name(const char* name, Isa* isa) {
+  for (Isa candidate : {Isa::avx512, Isa::avx2, Isa::scalar}) {
+    if (std::strcmp(isa_name(candidate), name) == 0) {
+      *isa = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+// The widest path `supported` accepts on this CPU.
+template <typename Supported>
+Isa best_isa(Supported supported) {
+  if (supported(Isa::avx512)) return Isa::avx512;
+  if (supported(Isa::avx2)) return Isa::avx2;
+  return Isa::scalar;
 }
 
 inline int max_threads() {
