@@ -6,6 +6,10 @@ TORCH_VERSION ?= 2.13.0
 TORCH_SPEC ?= torch==$(TORCH_VERSION)
 # Where the default torch wheel is a CUDA build, TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU one.
 TORCH_INDEX ?=
+# Test-only peers the suite compares against. They are installed without their dependencies (fla-core would pull a
+# CUDA torch, spikingjelly a pinned one), then the few small packages they import.
+TEST_PEERS := fla-core==0.6.0 spikingjelly==2.0.0
+TEST_PEER_DEPS := einops loguru
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.accelkit-installed
@@ -24,6 +28,8 @@ $(STAMP): $(PY) $(NATIVE_SOURCES)
 	$(PIP) install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(PIP) install --quiet "setuptools>=77" "pybind11>=2.12" wheel
 	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	$(PIP) install --quiet --no-deps $(TEST_PEERS)
+	$(PIP) install --quiet $(TEST_PEER_DEPS)
 	touch $(STAMP)
 
 # Every backend found here, every op against its oracle, small benchmarks, the simulator.
