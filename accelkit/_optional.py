@@ -12,6 +12,11 @@ EXTRAS = {
     "triton": "kernels",
     "pandas": "pandas",
     "cupy": "cuda",
+    "yaml": "dse",
+    "optuna": "dse",
+    "pyarrow": "dse",
+    "matplotlib": "dse",
+    "ray": "ray",
 }
 
 

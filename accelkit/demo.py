@@ -168,4 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print("\n== Simulator")
         sim_demo.run(print)
+        from accelkit import demo_dse
+
+        print("\n== Design-space exploration")
+        demo_dse.run(print)
     return 0 if all(row[-1] == "ok" for row in checks) else 1
