@@ -57,9 +57,16 @@ def _run(args: argparse.Namespace) -> Path:
         raise ConfigError(f"{args.c}:1: no topology: pass -t or set [network_presets] TopologyCsvLoc")
     if args.l and not Path(args.l).is_file():
         raise ConfigError(f"{args.l}: layout file not found")
-    layers = read_topology(topo, gemm=args.i == "gemm")
+    layers = read_topology(topo, gemm=args.i == "gemm", allow_empty=True)
+    if not layers:
+        print(
+            f"accelkit scalesim: warning: {topo}: no layers; writing reports without rows, as scalesim does",
+            file=sys.stderr,
+        )
     check_compat_workload(layers, cfg.hardware)
     out = Path(args.p)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: -p must name a folder (existing or new), and this is a file")
     out.mkdir(parents=True, exist_ok=True)
     target = out / cfg.hardware.run_name
     tmp = Path(tempfile.mkdtemp(prefix=f".{cfg.hardware.run_name}.", dir=out))

@@ -40,9 +40,10 @@ class ScaleSimConfig:
 
 
 def read_text(path: Path, what: str) -> str:
-    """The text of a config or topology file; a missing, unreadable or non-UTF-8 file is a ConfigError."""
+    """The text of a config or topology file, without a leading UTF-8 byte order mark (editors on Windows write
+    one); a missing, unreadable or non-UTF-8 file is a ConfigError."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read {what}: {exc.strerror or exc}") from exc
     except UnicodeDecodeError as exc:
@@ -175,7 +176,8 @@ def read_config(path: str | Path) -> ScaleSimConfig:
     arch = "architecture_presets"
     dataflow = src.get(arch, "Dataflow")
     if dataflow not in ("os", "ws", "is"):
-        raise src.error(arch, "Dataflow", f"expected os, ws or is, got {dataflow!r}")
+        # scalesim 3.0.0 compares case-sensitively, warns "Invalid dataflow" and silently simulates os instead.
+        raise src.error(arch, "Dataflow", f"expected os, ws or is (lower case), got {dataflow!r}")
     # KiB, so the byte count (x 1024) fits int64 too.
     kib = {op: src.get_int(arch, f"{op}SramSzkB", maximum=INT64_MAX // 1024) for op in ("Ifmap", "Filter", "Ofmap")}
     offsets = {op: src.get_int(arch, f"{op}Offset", minimum=0) for op in ("Ifmap", "Filter", "Ofmap")}

@@ -2,15 +2,16 @@
 
 The first line is a header and is skipped; blank lines are skipped. SCALE-Sim drops the last field of every row
 (`row.split(',')[:-1]`), which is why its rows end with a comma; here a trailing empty field is dropped and a
-row without the comma keeps all its fields, instead of silently losing the last one. A trailing `N:M` sparsity
-field is accepted and ignored, as scalesim does with sparsity off. A conv layer whose name contains "DP" is
+row without the comma keeps all its fields, instead of silently losing the last one. Fields after the ones a
+row needs (7 conv values, or M, N, K) are ignored, as scalesim ignores them: a `#dw` note, or v3's `N:M`
+sparsity field, which it reads only with sparsity on. A conv row under `-i gemm` (or a GEMM row without it) is
+refused with a message that says which flag to change. A conv layer whose name contains "DP" is
 expanded, as SCALE-Sim does, into one single-channel layer per channel named `<name>Channel_<i>`. Values must fit
 int64, as in SCALE-Sim's NumPy arrays, and a "DP" layer may have at most MAX_DEPTHWISE_CHANNELS channels.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from accelkit.sim.compat_streams import CompatLayer
@@ -49,23 +50,32 @@ def _ints(path: Path, line: int, name: str, fields: list[str], columns: tuple[st
     return values
 
 
-def _check_sparsity(path: Path, line: int, name: str, extra: list[str]) -> None:
-    """A trailing `N:M` field is v3's sparsity ratio; with sparsity off (the only mode here) scalesim ignores it."""
-    if not extra:
-        return
-    if len(extra) > 1 or not re.fullmatch(r"\d+\s*:\s*\d+", extra[0]):
-        raise ConfigError(f"{path}:{line}: layer {name!r}, column 'Sparsity': expected N:M, got {', '.join(extra)}")
+def _is_int(raw: str) -> bool:
+    try:
+        int(raw)
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_conv(fields: list[str]) -> bool:
+    """A row of 7 or more integer values: a conv row (H, W, R, S, C, N, stride), not M, N, K."""
+    return len(fields) >= 1 + len(CONV_COLUMNS) and all(_is_int(f) for f in fields[1 : 1 + len(CONV_COLUMNS)])
 
 
 def _conv(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
     name = fields[0]
+    if len(fields) == 1 + len(GEMM_COLUMNS) and all(_is_int(f) for f in fields[1:]):
+        raise ConfigError(
+            f"{path}:{line}: layer {name!r}: 3 values (M, N, K?) where a conv row has {len(CONV_COLUMNS)}: "
+            "this looks like a GEMM topology; pass -i gemm"
+        )
     if len(fields) < 1 + len(CONV_COLUMNS):
         raise ConfigError(
             f"{path}:{line}: layer {name!r}: expected {len(CONV_COLUMNS)} values "
             f"({', '.join(CONV_COLUMNS)}), got {len(fields) - 1}"
         )
     h, w, r, s, c, n, stride = _ints(path, line, name, fields[1:8], CONV_COLUMNS)
-    _check_sparsity(path, line, name, fields[8:])
     if r > h or s > w:
         column = "Filter Height" if r > h else "Filter Width"
         raise ConfigError(f"{path}:{line}: layer {name!r}, column {column!r}: filter larger than the IFMAP")
@@ -83,13 +93,18 @@ def _gemm(path: Path, line: int, fields: list[str]) -> list[CompatLayer]:
     name = fields[0]
     if len(fields) < 4:
         raise ConfigError(f"{path}:{line}: layer {name!r}: expected M, N, K, got {len(fields) - 1} values")
+    if _looks_like_conv(fields):
+        raise ConfigError(
+            f"{path}:{line}: layer {name!r}: {len(CONV_COLUMNS)} values ({', '.join(CONV_COLUMNS)}?) where a "
+            "GEMM row has M, N, K: this looks like a conv topology; drop -i gemm"
+        )
     m, n, k = _ints(path, line, name, fields[1:4], GEMM_COLUMNS)
-    _check_sparsity(path, line, name, fields[4:])
     return [CompatLayer(name, m, k, 1, k, 1, n, 1, 1)]
 
 
-def read_topology(path: str | Path, *, gemm: bool = False) -> list[CompatLayer]:
-    """Layers of a SCALE-Sim topology file, in file order (depthwise "DP" layers expanded)."""
+def read_topology(path: str | Path, *, gemm: bool = False, allow_empty: bool = False) -> list[CompatLayer]:
+    """Layers of a SCALE-Sim topology file, in file order (depthwise "DP" layers expanded). A file without layers
+    is a ConfigError unless `allow_empty` (scalesim runs it and writes reports without rows)."""
     path = Path(path)
     text = read_text(path, "topology")
     layers: list[CompatLayer] = []
@@ -97,6 +112,6 @@ def read_topology(path: str | Path, *, gemm: bool = False) -> list[CompatLayer]:
     for line, row in enumerate(text.splitlines()[1:], 2):
         if row.strip():
             layers.extend(parse(path, line, _fields(row)))
-    if not layers:
+    if not layers and not allow_empty:
         raise ConfigError(f"{path}:1: no layers (the first line is a header)")
     return layers

@@ -84,6 +84,12 @@ CASES = {
         ["c1, 25, 25, 5, 5, 3, 16, 2,", "DPdw, 12, 12, 3, 3, 3, 1, 1,"],
         False,
     ),
+    # mobilnet_paper.csv's rows end in a note after the comma (`1,#dw`); v3 rows may carry an N:M sparsity field.
+    "calc_ws_12x10_trailing": (
+        dict(rows=12, cols=10, dataflow="ws", kb=(1, 1, 1), mode="CALC"),
+        ["Conv2_dw, 14, 14, 3, 3, 1, 1, 1,#dw", "c2, 10, 10, 1, 1, 8, 16, 1, 2:4,", "Conv9,9,9,3,3,4,6,2,"],
+        False,
+    ),
     "trace_os_4x4": (dict(rows=4, cols=4, dataflow="os", kb=(1, 1, 1), mode="CALC"), ["g1, 6, 5, 7,"], True),
     "trace_ws_4x6_user": (
         dict(rows=4, cols=6, dataflow="ws", kb=(1, 1, 1), mode="USER", bw=(3, 4, 5)),

@@ -156,7 +156,7 @@ def test_topology_dialects(tmp_path):
         ("c1, 10, x, 3, 3, 2, 4, 1,", "IFMAP Width"),
         ("c1, 10, 10, 11, 3, 2, 4, 1,", "Filter Height"),
         ("c1, 10, 10, 3, 3, 2, 0, 1,", "Num Filter"),
-        ("c1, 10, 10, 3, 3, 2, 4, 1, 2/4,", "Sparsity"),
+        ("c1, 10, 10, 3, 3, 0, 4, 1,", "Channels"),
     ],
 )
 def test_bad_topology_row_names_file_line_column(tmp_path, row, column):
@@ -241,7 +241,9 @@ def test_cli_outdir_that_is_a_file_exits_2(tmp_path, capsys):
     blocker = write(tmp_path, "not a folder", "out")
     argv = ["-c", str(folder / "scale.cfg"), "-t", str(folder / "topology.csv"), "-p", str(blocker), "-i", "gemm"]
     assert scalesim_cli.main(argv) == 2
-    assert capsys.readouterr().err == f"accelkit scalesim: error: {blocker}: File exists\n"
+    assert capsys.readouterr().err == (
+        f"accelkit scalesim: error: {blocker}: -p must name a folder (existing or new), and this is a file\n"
+    )
     assert blocker.read_text() == "not a folder"
 
 
