@@ -2,6 +2,9 @@
 
 `BinaryLinear` is a drop-in for `torch.nn.Linear` whose forward is XNOR + popcount on sign bits (BinaryNet,
 Courbariaux et al. 2016; XNOR-Net, Rastegari et al. 2016): swap one `nn.Linear` for `BinaryLinear.from_linear`.
+`LIFNode`, `IFNode` and `ParametricLIFNode` take SpikingJelly's constructor arguments and keep the membrane between
+calls until `reset()`, so `from spikingjelly.activation_based.neuron import LIFNode` becomes
+`from accelkit.nn import LIFNode`.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from accelkit import ops
 from accelkit.kernels._common.checks import check_result_size, check_tensor
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.kernels._common.words import as_int
+from accelkit.kernels.spiking import op as ops_spiking
 
-__all__ = ["BinaryLinear"]
+__all__ = ["BinaryLinear", "IFNode", "LIFNode", "ParametricLIFNode"]
 
 # 64-bit words halve the popcounts per MAC on CPUs, as in ops.binary_matmul.
 _WORD_BITS = 64
@@ -170,3 +174,145 @@ class BinaryLinear(nn.Module):
         x_bits = ops.pack_bits(x, word_bits=_WORD_BITS)
         y = ops.packed_binary_matmul(x_bits, w_bits, self.in_features, out_dtype=x.dtype)
         return self._finish(y, alpha, inplace=True)
+
+
+# --- spiking neurons (kernels/spiking) -------------------------------------------------------------------------------
+
+# SpikingJelly's surrogate classes by name, and the accelkit surrogate each one is (kernels/spiking/reference.py).
+_SJ_SURROGATES = {"Sigmoid": "sigmoid", "ATan": "atan", "PiecewiseQuadratic": "triangle"}
+# SpikingJelly's backend names all mean "the fastest path here" to a user who swaps the import.
+_SJ_BACKENDS = {"torch": "auto", "cupy": "auto", "triton": "auto", "inductor": "auto"}
+
+
+def _surrogate_of(surrogate_function: object) -> tuple[str, float | None]:
+    """("sigmoid" | "atan" | "triangle", alpha) from one of those names or a SpikingJelly surrogate instance."""
+    if isinstance(surrogate_function, str):
+        return surrogate_function, None
+    name = _SJ_SURROGATES.get(type(surrogate_function).__name__)
+    if name is None or getattr(surrogate_function, "spiking", True) is not True:
+        raise ValueError(
+            f"surrogate_function must be 'sigmoid', 'atan', 'triangle' or a spiking SpikingJelly Sigmoid, ATan or "
+            f"PiecewiseQuadratic, got {surrogate_function!r}"
+        )
+    return name, float(surrogate_function.alpha)
+
+
+class _MultiStepNode(nn.Module):
+    """The state and call logic SpikingJelly's neurons share: the membrane `v` lives between calls until `reset()`
+    (and restarts when the neuron shape changes), `step_mode='m'` takes x_seq [T, *N], 's' takes x [*N]; with
+    `store_v_seq` the membrane after every step is kept in `v_seq` [T, *N]."""
+
+    _kind = "lif"
+
+    def __init__(
+        self,
+        v_threshold: float = 1.0,
+        v_reset: float | None = 0.0,
+        surrogate_function: object = "sigmoid",
+        detach_reset: bool = False,
+        step_mode: str = "m",
+        backend: str = "auto",
+        store_v_seq: bool = False,
+    ) -> None:
+        super().__init__()
+        if step_mode not in ("m", "s"):
+            raise ValueError(f"step_mode must be 'm' (multi-step, x_seq [T, *N]) or 's', got {step_mode!r}")
+        if not isinstance(store_v_seq, bool):
+            raise TypeError(f"store_v_seq must be a bool, got {type(store_v_seq).__name__}")
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a str, got {type(backend).__name__}")
+        self.surrogate, self.alpha = _surrogate_of(surrogate_function)
+        self.v_threshold, self.v_reset, self.detach_reset = v_threshold, v_reset, detach_reset
+        self.step_mode, self.store_v_seq = step_mode, store_v_seq
+        self.backend = _SJ_BACKENDS.get(backend, backend)
+        self.v: Tensor | None = None
+        self.v_seq: Tensor | None = None
+
+    def _options(self) -> dict:
+        return dict(
+            v_threshold=self.v_threshold,
+            v_reset=self.v_reset,
+            surrogate=self.surrogate,
+            alpha=self.alpha,
+            detach_reset=self.detach_reset,
+            backend=self.backend,
+        )
+
+    def _w(self) -> Tensor | None:
+        return None
+
+    def reset(self) -> None:
+        """Forget the membrane (SpikingJelly's `functional.reset_net` calls this on every node)."""
+        self.v = None
+        self.v_seq = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_tensor("x_seq" if self.step_mode == "m" else "x", x, FLOAT_DTYPES)
+        x_seq = x if self.step_mode == "m" else x.unsqueeze(0)
+        if x_seq.dim() < 1:
+            raise ValueError(f"x_seq must have a leading T axis ([T, ...]), got shape {tuple(x.shape)}")
+        v_init = self.v
+        if v_init is not None and (v_init.shape != x_seq.shape[1:] or v_init.device != x_seq.device):
+            v_init = None
+        if v_init is not None and v_init.dtype != x_seq.dtype:
+            v_init = v_init.to(x_seq.dtype)
+        spikes, self.v, v_seq = ops_spiking.neuron_states(
+            self._kind, x_seq, v_init, self._w(), store_v_seq=self.store_v_seq, **self._options()
+        )
+        self.v_seq = v_seq if self.step_mode == "m" or v_seq is None else v_seq[0]
+        return spikes if self.step_mode == "m" else spikes[0]
+
+    def extra_repr(self) -> str:
+        return (
+            f"v_threshold={self.v_threshold}, v_reset={self.v_reset}, surrogate={self.surrogate!r}, "
+            f"detach_reset={self.detach_reset}, step_mode={self.step_mode!r}, store_v_seq={self.store_v_seq}"
+        )
+
+
+class IFNode(_MultiStepNode):
+    """Integrate-and-fire neuron with SpikingJelly's `IFNode` constructor; runs `accelkit.ops.if_neuron`."""
+
+    _kind = "if"
+
+
+class LIFNode(_MultiStepNode):
+    """Leaky integrate-and-fire neuron with SpikingJelly's `LIFNode` constructor (tau > 1, decay_input, ...); runs
+    `accelkit.ops.lif`: x_seq [T, *N] -> spikes [T, *N], membrane kept in `v` between calls until `reset()`."""
+
+    _kind = "lif"
+
+    def __init__(self, tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0, v_reset=0.0,
+                 surrogate_function: object = "sigmoid", detach_reset: bool = False, step_mode: str = "m",
+                 backend: str = "auto", store_v_seq: bool = False) -> None:  # fmt: skip
+        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend, store_v_seq)
+        self.tau, self.decay_input = tau, decay_input
+
+    def _options(self) -> dict:
+        return {**super()._options(), "tau": self.tau, "decay_input": self.decay_input}
+
+
+class ParametricLIFNode(_MultiStepNode):
+    """Parametric LIF with SpikingJelly's `ParametricLIFNode` constructor: a learnable `w` (initialised to
+    -log(init_tau - 1)) and decay sigmoid(w); runs `accelkit.ops.plif`."""
+
+    _kind = "plif"
+
+    def __init__(self, init_tau: float = 2.0, decay_input: bool = True, v_threshold: float = 1.0, v_reset=0.0,
+                 surrogate_function: object = "sigmoid", detach_reset: bool = False, step_mode: str = "m",
+                 backend: str = "auto", store_v_seq: bool = False) -> None:  # fmt: skip
+        super().__init__(v_threshold, v_reset, surrogate_function, detach_reset, step_mode, backend, store_v_seq)
+        if isinstance(init_tau, bool) or not isinstance(init_tau, (int, float)) or not init_tau > 1.0:
+            raise ValueError(f"init_tau must be a number > 1, got {init_tau!r}")
+        self.decay_input = decay_input
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    def _w(self) -> Tensor:
+        return self.w
+
+    def _options(self) -> dict:
+        return {**super()._options(), "decay_input": self.decay_input}
+
+    def forward(self, x: Tensor) -> Tensor:
+        if isinstance(x, Tensor) and x.device != self.w.device:
+            raise ValueError(f"x_seq is on {x.device} but the node's w is on {self.w.device}")
+        return super().forward(x)

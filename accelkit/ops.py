@@ -3,13 +3,18 @@
 from accelkit.kernels.binary.op import binarize, binary_matmul, pack_bits, packed_binary_matmul
 from accelkit.kernels.flash_attention.op import flash_attention
 from accelkit.kernels.lean_attention.op import lean_attention, split_kv_attention
+from accelkit.kernels.spiking.op import if_neuron, lif, multispike, plif
 
 __all__ = [
     "binarize",
     "binary_matmul",
     "flash_attention",
+    "if_neuron",
     "lean_attention",
+    "lif",
+    "multispike",
     "pack_bits",
     "packed_binary_matmul",
+    "plif",
     "split_kv_attention",
 ]

@@ -11,7 +11,9 @@ naming the argument for a wrong dtype, rank, device or value.
 """
 
 import math
+import numbers
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -221,8 +223,8 @@ def _check_bool(name: str, value: object) -> bool:
 
 
 def _check_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -278,7 +280,21 @@ def _check_common(
 
 
 def _run(
-    kind, x_seq, v_init, w, decay, decay_input, v_threshold, v_reset, surrogate, alpha, detach_reset, return_v, backend
+    kind,
+    x_seq,
+    v_init,
+    w,
+    decay,
+    decay_input,
+    v_threshold,
+    v_reset,
+    surrogate,
+    alpha,
+    detach_reset,
+    return_v,
+    backend,
+    *,
+    last_v: bool = False,
 ):
     t = x_seq.shape[0]
     n = math.prod(x_seq.shape[1:])
@@ -290,6 +306,18 @@ def _run(
     if energy.is_counting():
         _record_updates(kind, x2)
     spikes = spikes.reshape(x_seq.shape)
+    if last_v:
+        v_seq = v.reshape(x_seq.shape) if return_v else None
+        if not return_v:
+            last = v.reshape(x_seq.shape[1:])
+        elif t:
+            last = v_seq[-1]
+        else:
+            # No step: the membrane is still the initial one.
+            last = (
+                v_init if v_init is not None else x_seq.new_full(x_seq.shape[1:], 0.0 if v_reset is None else v_reset)
+            )
+        return spikes, last, v_seq
     return (spikes, v.reshape(x_seq.shape)) if return_v else spikes
 
 
@@ -417,6 +445,61 @@ def plif(
     )
 
 
+def neuron_states(
+    kind: str,
+    x_seq: Tensor,
+    v_init: Tensor | None,
+    w: Tensor | None = None,
+    *,
+    tau: float = 2.0,
+    decay_input: bool = True,
+    v_threshold: float = 1.0,
+    v_reset: float | None = 0.0,
+    surrogate: str = "sigmoid",
+    alpha: float | None = None,
+    detach_reset: bool = False,
+    store_v_seq: bool = False,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """For the stateful modules (accelkit.nn): (spikes [T, *N], last membrane [*N], v_seq [T, *N] or None), with
+    gradients through all three; the last membrane costs no [T, *N] buffer when store_v_seq is False.
+    kind: "lif", "if" or "plif" (w required)."""
+    v_threshold, v_reset, surrogate, alpha, backend = _check_common(
+        x_seq, v_init, v_threshold, v_reset, surrogate, alpha, detach_reset, store_v_seq, backend
+    )
+    _check_bool("decay_input", decay_input)
+    if kind == "lif":
+        tau = _check_number("tau", tau)
+        if tau <= 1.0:
+            raise ValueError(f"tau must be > 1, got {tau}")
+        args = ("lif", None, 1.0 / tau, decay_input)
+    elif kind == "if":
+        args = ("if_neuron", None, 0.0, False)
+    else:
+        check_tensor("w", w, FLOAT_DTYPES)
+        if w.numel() != 1:
+            raise ValueError(f"w must have one element (the decay parameter), got shape {tuple(w.shape)}")
+        check_same_device(("x_seq", x_seq), ("w", w))
+        args = ("plif", w, 0.0, decay_input)
+    name, w, decay, decay_input = args
+    return _run(
+        name,
+        x_seq,
+        v_init,
+        w,
+        decay,
+        decay_input,
+        v_threshold,
+        v_reset,
+        surrogate,
+        alpha,
+        detach_reset,
+        store_v_seq,
+        backend,
+        last_v=True,
+    )
+
+
 @torch.library.custom_op("accelkit::multispike", mutates_args=())
 def _multispike_op(x: Tensor, levels: int) -> Tensor:
     return torch.floor(torch.clamp(x, 0, levels) + 0.5)
@@ -446,8 +529,9 @@ def multispike(x: Tensor, *, levels: int = 4) -> Tensor:
     x's dtype (any shape), with the straight-through gradient 1[0 < x < levels]. QSD's `Multispike(x)` is
     `multispike(4 * x) / 4` and `Multispike_att(x)` is `multispike(4 * x) / 2`."""
     check_tensor("x", x, FLOAT_DTYPES)
-    if isinstance(levels, bool) or not isinstance(levels, int):
+    if isinstance(levels, (bool, np.bool_)) or not isinstance(levels, numbers.Integral):
         raise TypeError(f"levels must be an int, got {type(levels).__name__}")
+    levels = int(levels)
     if not 1 <= levels <= 2**24:
         raise ValueError(f"levels must be in [1, 2^24] (exact in float32), got {levels}")
     check_result_size("x", tuple(x.shape), x.dtype, x.device)
