@@ -1,6 +1,7 @@
 """Public PyTorch ops. Importing this module imports torch and registers the accelkit:: ops."""
 
 from accelkit.kernels.binary.op import binarize, binary_matmul, pack_bits, packed_binary_matmul
+from accelkit.kernels.fft_rpe.op import rpe_kernel_attention
 from accelkit.kernels.flash_attention.op import flash_attention
 from accelkit.kernels.lean_attention.op import lean_attention, split_kv_attention
 from accelkit.kernels.spiking.op import if_neuron, lif, multispike, plif
@@ -16,5 +17,6 @@ __all__ = [
     "pack_bits",
     "packed_binary_matmul",
     "plif",
+    "rpe_kernel_attention",
     "split_kv_attention",
 ]

@@ -3,13 +3,14 @@ drives. Each family of targets lives in its own module (ops.py, sim.py, files.py
 `core.Target`s; a new op joins by adding its Target to one of them, or a new module to this list (README.md).
 """
 
-from fuzz import files, flash_attention, lean_attention, ops, sim, spiking
+from fuzz import files, fft_rpe, flash_attention, lean_attention, ops, sim, spiking
 from fuzz.core import Target
 
 REGISTRY: list[Target] = [
     *ops.TARGETS,
     *flash_attention.TARGETS,
     *lean_attention.TARGETS,
+    *fft_rpe.TARGETS,
     *spiking.TARGETS,
     *sim.TARGETS,
     *files.TARGETS,
