@@ -9,7 +9,7 @@ COMMANDS = {
     "demo": ("accelkit.demo", "check every backend and op against its oracle, then run small benchmarks"),
     "gpu-report": ("accelkit.gpu_report", "compile every kernel for sm_80/sm_90 and report registers, spills, smem"),
     "sim": ("accelkit.sim.cli", "simulate a network or topology on an accelerator preset or config"),
-    "scalesim": ("accelkit.sim.scalesim_cli", "SCALE-Sim compatible runner: same flags, configs and reports"),
+    "scalesim": ("accelkit.sim.scalesim.cli", "SCALE-Sim compatible runner: same flags, configs and reports"),
     "dse": ("accelkit.sim.dse.cli", "design-space exploration from a YAML spec: grid or NSGA-II, Pareto, report"),
     "completion": ("accelkit.sim.completion", "print a bash or zsh completion script: accelkit completion bash|zsh"),
 }

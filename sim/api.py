@@ -90,7 +90,7 @@ def simulate(
     _warn_duplicate_names(layers)
     level = _functional_level(functional)
     if mode == "compat":
-        from accelkit.sim.compat_engine import check_compat_workload
+        from accelkit.sim.scalesim.engine import check_compat_workload
 
         check_compat_workload(layers, hw)
     seen: dict[Gemm | Conv, tuple[LayerStats, int | None]] = {}

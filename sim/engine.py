@@ -1,7 +1,7 @@
 """One layer through one accelerator: `simulate_layer` and the fold schedule it is built on.
 
 Two modes share the fold geometry of sim/compute.py:
-- "compat" reproduces scalesim 3.0.0 number for number (sim/compat_memory.py), quirks included;
+- "compat" reproduces scalesim 3.0.0 number for number (sim/scalesim/memory.py), quirks included;
 - "native" fixes what SCALE-Sim gets wrong or lacks (sim/memory.py): the paper's 2R + C + T - 2 cycles for OS,
   no phantom OFMAP writes, optional on-chip accumulation of partial sums, batch, padding and grouped convolution.
 sim/README.md lists every difference.
@@ -143,7 +143,7 @@ def simulate_layer(
     """Simulate one layer on `hw`, a Hardware or a preset name ("tpu_v1", "eyeriss"), as `simulate` takes.
 
     compat: the layer must be expressible in SCALE-Sim 3.0.0 (batch 1, no padding, no groups; see
-    `compat_engine.to_compat_layer`) and `hw` must use whole-number bandwidths and 1-byte words; the result equals
+    `scalesim.engine.to_compat_layer`) and `hw` must use whole-number bandwidths and 1-byte words; the result equals
     scalesim 3.0.0's reports, column for column.
     native: any layer; `accumulate_on_chip=True` keeps partial sums of K-folds in the OFMAP SRAM when a fold's
     output tile fits in half of it, instead of spilling them to DRAM and reading them back.
@@ -159,7 +159,7 @@ def simulate_layer(
     if mode == "compat":
         if accumulate_on_chip:
             raise ValueError("accumulate_on_chip is a native-mode feature; SCALE-Sim always spills partial sums")
-        from accelkit.sim.compat_engine import simulate_compat
+        from accelkit.sim.scalesim.engine import simulate_compat
 
         return simulate_compat(layer, hw)
     from accelkit.sim.memory import simulate_native

@@ -46,8 +46,8 @@ def _version() -> str:
 
 
 def _run(args: argparse.Namespace) -> Path:
-    from accelkit.sim.compat_engine import check_compat_workload, simulate_compat
     from accelkit.sim.scalesim.config import ConfigError, read_config
+    from accelkit.sim.scalesim.engine import check_compat_workload, simulate_compat
     from accelkit.sim.scalesim.reports import write_reports
     from accelkit.sim.scalesim.topology import read_topology
 
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> Path:
         for i, layer in enumerate(layers):
             stats.append(simulate_compat(layer, cfg.hardware))
             if args.s == "Y":
-                from accelkit.sim.traces import write_layer_traces
+                from accelkit.sim.scalesim.traces import write_layer_traces
 
                 write_layer_traces(layer, cfg.hardware, tmp / f"layer{i}")
         write_reports(stats, tmp)

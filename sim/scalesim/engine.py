@@ -6,7 +6,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from accelkit.sim.compat_memory import (
+from accelkit.sim.compute import compute_stats, native_compute_stats, spatial_dims
+from accelkit.sim.engine import LayerStats
+from accelkit.sim.hardware import Hardware
+from accelkit.sim.scalesim.memory import (
     CalcRead,
     MemoryRun,
     UserRead,
@@ -17,7 +20,7 @@ from accelkit.sim.compat_memory import (
     run_memory,
     user_read,
 )
-from accelkit.sim.compat_streams import (
+from accelkit.sim.scalesim.streams import (
     CompatLayer,
     Geometry,
     Offsets,
@@ -29,9 +32,6 @@ from accelkit.sim.compat_streams import (
     prefetch_sequence,
     unique_im2col,
 )
-from accelkit.sim.compute import compute_stats, native_compute_stats, spatial_dims
-from accelkit.sim.engine import LayerStats
-from accelkit.sim.hardware import Hardware
 from accelkit.sim.workloads import Conv, Gemm, show_int
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelkit.sim.compat_streams import RowCounts
+from accelkit.sim.scalesim.streams import RowCounts
 
 
 def first_occurrence_prev(addr: np.ndarray) -> np.ndarray:
@@ -370,7 +370,7 @@ def run_memory(counts: RowCounts, wb: WriteBuffer, reads: tuple[UserRead, ...]) 
 
 def calc_read_by_fold(keys: np.ndarray, sizes: np.ndarray, total_words: int, row_of) -> CalcRead:
     """CALC read buffer replayed per fold, valid when folds read distinct words and equal keys mean equal tiles
-    (see compat_streams.unique_im2col). `row_of(fold, position)` gives the global demand row of a request."""
+    (see streams.unique_im2col). `row_of(fold, position)` gives the global demand row of a request."""
     set_words = total_words // 100
     if set_words < 1:
         raise ValueError(f"SCALE-Sim needs SRAMs of at least 100 words, got {total_words}")

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelkit.sim.compat_streams import CompatLayer
 from accelkit.sim.scalesim.config import INT64_MAX, ConfigError, quote, read_text
+from accelkit.sim.scalesim.streams import CompatLayer
 
 CONV_COLUMNS = ("IFMAP Height", "IFMAP Width", "Filter Height", "Filter Width", "Channels", "Num Filter", "Strides")
 GEMM_COLUMNS = ("M", "N", "K")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from accelkit.sim.compat_engine import CompatRun, run_compat, to_compat_layer
-from accelkit.sim.compat_memory import CalcRead, UserRead, first_occurrence_prev
-from accelkit.sim.compat_streams import CompatLayer, fold_outputs, fold_requests, prefetch_sequence
 from accelkit.sim.hardware import Hardware
+from accelkit.sim.scalesim.engine import CompatRun, run_compat, to_compat_layer
+from accelkit.sim.scalesim.memory import CalcRead, UserRead, first_occurrence_prev
+from accelkit.sim.scalesim.streams import CompatLayer, fold_outputs, fold_requests, prefetch_sequence
 from accelkit.sim.workloads import Conv, Gemm
 
 SLOT = {"ifmap": 0, "filter": 1, "ofmap": 2}

@@ -20,10 +20,10 @@ from pathlib import Path
 import hypothesis.strategies as st
 
 from accelkit import cli
-from accelkit.sim.compat_streams import CompatLayer
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.networks import NETWORKS, get_network
 from accelkit.sim.scalesim.config import ScaleSimConfig, config_text, read_config
+from accelkit.sim.scalesim.streams import CompatLayer
 from accelkit.sim.scalesim.topology import read_topology
 from fuzz.core import Case, Target, file_error
 

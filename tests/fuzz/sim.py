@@ -14,10 +14,10 @@ import hypothesis.strategies as st
 import numpy as np
 
 from accelkit.sim import Conv, Gemm, Hardware, simulate, simulate_layer
-from accelkit.sim.compat_engine import to_compat_layer
 from accelkit.sim.engine import LayerStats
 from accelkit.sim.networks import NETWORKS, get_network
 from accelkit.sim.report import Report
+from accelkit.sim.scalesim.engine import to_compat_layer
 from fuzz.core import Case, Target
 from fuzz.values import numpy_int, wrong_values
 

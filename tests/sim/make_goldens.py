@@ -187,7 +187,7 @@ def random_case(rng: random.Random) -> tuple[dict, list[str], bool]:
 
 def fuzz(python: str, seed: int, count: int) -> int:
     """Run `count` random cases through scalesim and `accelkit scalesim`; print and count differing reports."""
-    from accelkit.sim.scalesim_cli import main as ours
+    from accelkit.sim.scalesim.cli import main as ours
 
     rng, bad = random.Random(seed), 0
     for i in range(count):

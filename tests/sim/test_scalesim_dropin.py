@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from accelkit.sim import scalesim_cli
+from accelkit.sim.scalesim import cli as scalesim_cli
 from accelkit.sim.scalesim.config import ConfigError, read_config
 from accelkit.sim.scalesim.reports import BANDWIDTH_HEADER, COMPUTE_HEADER, DETAIL_HEADER
 from accelkit.sim.scalesim.topology import read_topology

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from accelkit.sim.compat_engine import simulate_compat
-from accelkit.sim.compat_streams import CompatLayer, RowCounts, fold_outputs, geometry, unique_im2col
 from accelkit.sim.engine import fold_schedule, simulate_layer
 from accelkit.sim.hardware import EnergyTable, Hardware
+from accelkit.sim.scalesim.engine import simulate_compat
+from accelkit.sim.scalesim.streams import CompatLayer, RowCounts, fold_outputs, geometry, unique_im2col
 from accelkit.sim.workloads import Conv, Gemm
 
 dims = st.integers(1, 40)
@@ -209,7 +209,8 @@ def test_compat_refuses_layers_it_cannot_hold_in_memory(layer, hw, what):
 
 def test_compat_workload_is_held_to_its_demand_row_budget(monkeypatch):
     """Layers that each fit can still add up to a run of minutes: the budget is over the distinct layers."""
-    from accelkit.sim import compat_engine, simulate
+    from accelkit.sim import simulate
+    from accelkit.sim.scalesim import engine as compat_engine
 
     hw = Hardware(rows=4, cols=4, dataflow="os")
     layers = [Gemm(f"g{i}", 16 + i, 16, 16) for i in range(4)]

@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import sim_hardware
 
-from accelkit.sim import scalesim_cli
 from accelkit.sim.hardware import Hardware
+from accelkit.sim.scalesim import cli as scalesim_cli
 from accelkit.sim.scalesim.config import ConfigError, config_text, read_config
 from accelkit.sim.scalesim.topology import read_topology
 
@@ -249,7 +249,7 @@ def test_cli_outdir_that_is_a_file_exits_2(tmp_path, capsys):
 
 def test_failed_run_leaves_no_partial_report(tmp_path, monkeypatch):
     """A layer failing mid-run must leave neither a half-written report folder nor the temporary folder."""
-    from accelkit.sim import compat_engine
+    from accelkit.sim.scalesim import engine as compat_engine
 
     real = compat_engine.simulate_compat
     calls = []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from accelkit.sim.scalesim_cli import main
+from accelkit.sim.scalesim.cli import main
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
