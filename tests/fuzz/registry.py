@@ -3,7 +3,7 @@ drives. Each family of targets lives in its own module (ops.py, sim.py, files.py
 `core.Target`s; a new op joins by adding its Target to one of them, or a new module to this list (README.md).
 """
 
-from fuzz import files, fft_rpe, flash_attention, lean_attention, ops, sim, spiking
+from fuzz import fft_rpe, files, flash_attention, lean_attention, ops, sim, spike_attention, spiking, wkv
 from fuzz.core import Target
 
 REGISTRY: list[Target] = [
@@ -12,6 +12,8 @@ REGISTRY: list[Target] = [
     *lean_attention.TARGETS,
     *fft_rpe.TARGETS,
     *spiking.TARGETS,
+    *spike_attention.TARGETS,
+    *wkv.TARGETS,
     *sim.TARGETS,
     *files.TARGETS,
 ]
