@@ -11,6 +11,7 @@ COMMANDS = {
     "sim": ("accelkit.sim.cli", "simulate a network or topology on an accelerator preset or config"),
     "scalesim": ("accelkit.sim.scalesim.cli", "SCALE-Sim compatible runner: same flags, configs and reports"),
     "dse": ("accelkit.sim.dse.cli", "design-space exploration from a YAML spec: grid or NSGA-II, Pareto, report"),
+    "roofline": ("accelkit.roofline.cli", "roofline chart of ops, benchmark records or simulated layers on a device"),
     "completion": ("accelkit.sim.completion", "print a bash or zsh completion script: accelkit completion bash|zsh"),
 }
 

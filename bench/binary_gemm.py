@@ -24,6 +24,7 @@ import torch
 
 from accelkit import ops
 from accelkit._native import native
+from accelkit.roofline.costs import packed_binary_matmul as packed_binary_matmul_cost
 from accelkit.timing import sample_seconds
 
 VECTOR_BITS = 512
@@ -128,6 +129,7 @@ def run(argv: list[str]) -> dict:
     else:
         print("  popcount peak: no AVX-512 VPOPCNTDQ on this CPU, no model")
 
+    headline_cost = packed_binary_matmul_cost(m=n, n=n, k=n, word_bits=word_bits)
     return {
         "name": "binary_gemm",
         "metric": "MAC/s",
@@ -142,7 +144,11 @@ def run(argv: list[str]) -> dict:
         "end_to_end_ratio": rate["e2e"] / rate["peer"],
         "serve": rate["serve"],
         "serve_ratio": rate["serve"] / rate["peer"],
-        "seconds": {"public": public, "kernel_only": kernel, "end_to_end": end_to_end, "serve": serve, "peer": peer},
+        "timings": {"public": public, "kernel_only": kernel, "end_to_end": end_to_end, "serve": serve, "peer": peer},
+        # The roofline point (accelkit roofline --records) of the headline call, from the op's cost model.
+        "ops": headline_cost.work,
+        "bytes": headline_cost.bytes,
+        "seconds": public["median"],
         "pack_a_seconds": pack["median"],
         "isa": isa,
         "size": n,

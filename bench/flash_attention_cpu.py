@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from accelkit import ops
+from accelkit.roofline.costs import flash_attention as flash_attention_cost
 
 
 def _ours(q, k, v, grad):
@@ -75,6 +76,7 @@ def run(argv: list[str]) -> dict:
             times[name].append(_call(fn, tensors, grad)[0])
     ours_s, peer_s = statistics.median(times["ours"]), statistics.median(times["peer"])
     flops = 3.5 * 4 * b * t * t * h * d / 2
+    headline = flash_attention_cost(b=b, t=t, h=h, d=d, causal=True, dtype_bytes=4, backward=True)
     print(f"ours {ours_s * 1e3:.1f} ms, SDPA {peer_s * 1e3:.1f} ms; {flops / ours_s / 1e9:.1f} GFLOP/s ours")
     return {
         "name": "flash_attention_cpu",
@@ -89,4 +91,8 @@ def run(argv: list[str]) -> dict:
         "gflops_peer": flops / peer_s / 1e9,
         "peer_name": "torch.nn.functional.scaled_dot_product_attention (autograd)",
         "threads": torch.get_num_threads(),
+        # The roofline point: forward + backward from the op's cost model (causal, float32), at our median.
+        "flops": headline.work,
+        "bytes": headline.bytes,
+        "seconds": ours_s,
     }

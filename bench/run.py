@@ -1,7 +1,8 @@
 """Run one benchmark side by side with its peer: `python bench/run.py NAME [ARGS...]`.
 
 Each benchmark is bench/NAME.py with `run(argv: list[str]) -> dict`. It prints what it likes while it works;
-this runner prints, as the last line, one JSON object with at least name, metric, ours, peer and ratio.
+this runner prints, as the last line, one JSON object with at least name, metric, ours, peer and ratio, and
+appends a record of it (flops or ops, bytes, seconds, device) to bench/out/records.jsonl.
 """
 
 import importlib.util
@@ -11,6 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REQUIRED = ("name", "metric", "ours", "peer", "ratio")
+RECORDS = HERE / "out" / "records.jsonl"
 
 
 def available() -> list[str]:
@@ -36,6 +38,10 @@ def main(argv: list[str]) -> int:
     missing = [key for key in REQUIRED if key not in result]
     if missing:
         raise SystemExit(f"benchmark {argv[0]} returned no {', '.join(missing)}")
+    from accelkit.roofline.records import append_record
+
+    # Every run adds its work, bytes and seconds to the measured points of `accelkit roofline --records`.
+    append_record(result, argv, RECORDS)
     print(json.dumps(result), flush=True)
     return 0
 

@@ -49,6 +49,7 @@ def run(argv: list[str]) -> dict:
     parser.add_argument("--repeats", type=int, default=3, help="runs per timing; the median is reported")
     args = parser.parse_args(argv)
 
+    from accelkit.roofline.points import simulated_record
     from accelkit.sim.api import simulate
     from accelkit.sim.hardware import tpu_v1_like
 
@@ -77,4 +78,6 @@ def run(argv: list[str]) -> dict:
         "peer_model": "cycles / 1,157 cycles/s, a SCALE-Sim rate reported by a user (simulators.md §1.10); not run",
         "goal_s": 2.0,
         "goal_met": wall < 2.0,
+        # The roofline point of the simulated accelerator running ResNet-50 (not of this machine).
+        **simulated_record(report),
     }

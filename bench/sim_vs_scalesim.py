@@ -55,6 +55,15 @@ def _cycles(folder: Path) -> list[tuple[str, str]]:
     return [tuple(v.strip() for v in row.split(",")[2:4]) for row in rows]
 
 
+def _roofline(rows: list[str]) -> dict:
+    from accelkit.roofline.points import simulated_record
+    from accelkit.sim.api import simulate
+    from accelkit.sim.workloads import Gemm
+
+    layers = [Gemm(name, int(m), int(n), int(k)) for name, m, n, k, _ in (row.split(",") for row in rows)]
+    return simulated_record(simulate(layers, HARDWARE))
+
+
 def run(argv: list[str]) -> dict:
     rows = QUICK if "--quick" in argv else FULL
     work = Path(tempfile.mkdtemp(prefix="sim_vs_scalesim."))
@@ -74,6 +83,8 @@ def run(argv: list[str]) -> dict:
             "total_cycles": sum(int(c[0]) for c in ours_cycles),
             "config": "128x128 ws CALC, 256/256/128 KiB SRAM",
             "peer_writes_traces": True,
+            # The roofline point of the simulated accelerator on these GEMMs (CALC mode: no memory roof).
+            **_roofline(rows),
         }
         python = os.environ.get("SCALESIM_PYTHON")
         if not python:
