@@ -106,80 +106,81 @@ class UserRead:
         return -self.first_lines, stop
 
 
-class _SetIndex:
-    """Which prefetch sets hold each address, searchable for 'any set in the window [start, start + n_active)'.
+class _Window:
+    """The resident prefetch sets as a count per address: how many of the sets in the window hold it.
 
-    Addresses map to dense ranks through a lookup table (operand addresses are a compact range). When every
-    address is prefetched once (GEMMs, and every filter) a hit is one table lookup and a modular compare;
-    otherwise (im2col repeats) a sorted (rank, set) key array is searched.
+    Addresses map to dense ranks through a lookup table (operand addresses are a compact range). A demanded word
+    hits when its count is positive, one gather for a whole chunk of requests; advancing the window subtracts the
+    words of the sets it drops and adds those of the sets it takes, so the work is the words prefetched, not
+    the requests times the sets that hold a word (im2col repeats a word in up to R x S / stride^2 sets).
     """
 
-    def __init__(self, seq: np.ndarray, set_words: int):
+    def __init__(self, seq: np.ndarray, set_words: int, n_active: int):
         self.n_sets = seq.size // set_words + 1
-        sets = np.arange(seq.size, dtype=np.int64) // set_words
+        self.set_words = set_words
         self.lo = int(seq.min())
         present = np.bincount(seq - self.lo)
         self.rank_of = np.cumsum(present > 0) - 1
         self.rank_of[present == 0] = -1
-        self.unique = int(present.max()) == 1
-        rank = self.rank_of[seq - self.lo]
-        if self.unique:
-            self.set_of = np.empty(rank.size, dtype=np.int64)
-            self.set_of[rank] = sets
-        else:
-            self.keys = np.sort(rank * self.n_sets + sets)
+        self.seq_rank = self.rank_of[seq - self.lo]
+        self.count = np.zeros(int(self.rank_of.max()) + 1, dtype=np.int64)
+        self.start = 0
+        self.n_active = n_active
+        self._add(0, n_active, 1)
+
+    def _add(self, first: int, sets: int, sign: int) -> None:
+        """Add `sign` to the count of every word of sets first, first + 1, ... (mod n_sets), `sets` of them."""
+        first %= self.n_sets
+        for a, b in ((first, min(first + sets, self.n_sets)), (0, max(first + sets - self.n_sets, 0))):
+            if b > a:
+                np.add.at(self.count, self.seq_rank[a * self.set_words : b * self.set_words], sign)
+
+    def advance(self, sets: int) -> None:
+        self._add(self.start, sets, -1)
+        self._add(self.start + self.n_active, sets, 1)
+        self.start = (self.start + sets) % self.n_sets
 
     def ranks(self, addr: np.ndarray) -> np.ndarray:
         idx = addr - self.lo
-        if idx.min() < 0 or idx.max() >= self.rank_of.size or (self.rank_of[idx] < 0).any():
+        if idx.min() < 0 or idx.max() >= self.rank_of.size:
             raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
-        return self.rank_of[idx]
+        ranks = self.rank_of[idx]
+        if ranks.min() < 0:
+            raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
+        return ranks
 
-    def hit(self, rank: int, start: int, n_active: int) -> bool:
-        if self.unique:
-            return (int(self.set_of[rank]) - start) % self.n_sets < n_active
-        return bool(self.hits(np.asarray([rank]), start, n_active)[0])
-
-    def hits(self, ranks: np.ndarray, start: int, n_active: int) -> np.ndarray:
-        if self.unique:
-            return (self.set_of[ranks] - start) % self.n_sets < n_active
-        end = (start + n_active) % self.n_sets
-        base = ranks * self.n_sets
-        nxt = np.searchsorted(self.keys, base + start)
-        key = self.keys[np.minimum(nxt, self.keys.size - 1)]
-        if start < end:
-            return (nxt < self.keys.size) & (key < base + end)
-        first = self.keys[np.minimum(np.searchsorted(self.keys, base), self.keys.size - 1)]
-        return ((nxt < self.keys.size) & (key < base + self.n_sets)) | (first < base + end)
+    def hits(self, ranks: np.ndarray) -> np.ndarray:
+        return self.count[ranks] > 0
 
 
 def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int, total_words: int, bw: int) -> UserRead:
     """Replay SCALE-Sim's USER-mode read buffer over a demand stream; returns the row of every prefetch."""
     set_words = math.ceil(total_words / 100)
     active = math.ceil(total_words * 0.5)
-    idx = _SetIndex(seq, set_words)
-    n_active = min(math.ceil(active / set_words), idx.n_sets)
-    n_prefetch = min(math.ceil((total_words - active) / set_words), idx.n_sets - n_active)
-    ranks = idx.ranks(addr)
+    n_sets = seq.size // set_words + 1
+    n_active = min(math.ceil(active / set_words), n_sets)
+    n_prefetch = min(math.ceil((total_words - active) / set_words), n_sets - n_active)
+    window = _Window(seq, set_words, n_active)
+    ranks = window.ranks(addr)
     events: list[int] = []
-    start, p, n = 0, 0, addr.size
+    p, n = 0, addr.size
     # Misses come one per prefetch, from a few to thousands of requests apart. Each NumPy pass scans four times the
     # last gap (at least 256 requests) and doubles while no miss turns up, so the scan stays O(requests).
     chunk = 1 << 14
     while p < n:
         stop = min(n, p + chunk)
-        miss = np.flatnonzero(~idx.hits(ranks[p:stop], start, n_active))
+        miss = np.flatnonzero(~window.hits(ranks[p:stop]))
         if miss.size == 0:
             p, chunk = stop, chunk * 2
             continue
         q = p + int(miss[0])
-        rank = int(ranks[q])
-        for _ in range(idx.n_sets + 1):
+        rank = ranks[q : q + 1]
+        for _ in range(n_sets + 1):
             if n_prefetch == 0:
                 break
-            start = (start + n_prefetch) % idx.n_sets
+            window.advance(n_prefetch)
             events.append(int(rows[q]))
-            if idx.hit(rank, start, n_active):
+            if window.hits(rank)[0]:
                 break
         else:
             raise ValueError("read buffer window never reaches a demanded address")
