@@ -9,6 +9,7 @@ sqlite's single-writer rule is never in the way; WAL mode lets two sweeps on one
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -47,7 +48,10 @@ def _digest(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def hardware_key(hw: Hardware) -> str:
+    """A digest of every Hardware field that changes a layer's numbers (memoised: dataclasses.asdict is slow and a
+    sweep asks for each design's key several times)."""
     fields = dataclasses.asdict(hw)
     for name in _IGNORED_FIELDS:
         fields.pop(name)
