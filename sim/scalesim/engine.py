@@ -26,6 +26,7 @@ from accelkit.sim.scalesim.streams import (
     Offsets,
     RowCounts,
     demand_stream,
+    fold_demand,
     fold_tiles,
     geometry,
     position_row,
@@ -152,25 +153,63 @@ def _check_sram_sizes(hw: Hardware) -> None:
 
 
 def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) -> CompatRun:
-    """Simulate `layer`. CALC-mode layers without repeated im2col words are replayed per fold unless
-    `word_level`; everything else word by word."""
+    """Simulate `layer`. In CALC mode, unless `word_level`, the filter and a GEMM's or non-overlapping conv's
+    IFMAP are replayed per fold, and an overlapping conv's IFMAP is counted in closed form when all of its words fit
+    one read-buffer segment; everything else is replayed word by word."""
     if hw.word_bytes != 1:
         raise ValueError("compat mode needs word_bytes=1 (SCALE-Sim hard-codes 1-byte words)")
     _check_sram_sizes(hw)
-    per_fold = hw.calc_mode and unique_im2col(layer) and not word_level
-    check_compat_size(layer, hw, word_level=not per_fold)
+    calc = hw.calc_mode and not word_level
+    unique = unique_im2col(layer)
+    one_segment = calc and not unique and distinct_ifmap_words(layer) < 50 * (hw.sram_words("ifmap") // 100)
+    check_compat_size(layer, hw, word_level=not (calc and (unique or one_segment)))
     geo = geometry(layer, hw.dataflow, hw.rows, hw.cols)
     offs = Offsets(hw.ifmap_offset, hw.filter_offset, hw.ofmap_offset)
     counts = RowCounts(geo)
-    if per_fold:
-        rows = {op: _edge_rows(geo, op) for op in ("ifmap", "filter")}
-        reads = {op: _calc_read_fast(geo, op, hw.sram_words(op)) for op in rows}
-        run = run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())
-        return CompatRun(layer, geo, offs, counts, reads, rows, run, None)
-    streams = {op: demand_stream(geo, op, offs) for op in ("ifmap", "filter")}
-    rows = {op: streams[op][1][[0, -1]] for op in streams}
-    reads, run = _replay(geo, hw, offs, streams, counts)
+    if not calc:
+        streams = {op: demand_stream(geo, op, offs) for op in ("ifmap", "filter")}
+        rows = {op: streams[op][1][[0, -1]] for op in streams}
+        reads, run = _replay(geo, hw, offs, streams, counts)
+        return CompatRun(layer, geo, offs, counts, reads, rows, run, streams)
+    rows = {"filter": _edge_rows(geo, "filter")}
+    reads = {"filter": _calc_read_fast(geo, "filter", hw.sram_words("filter"))}
+    streams = None
+    if unique:
+        rows["ifmap"], reads["ifmap"] = _edge_rows(geo, "ifmap"), _calc_read_fast(geo, "ifmap", hw.sram_words("ifmap"))
+    elif one_segment:
+        words = distinct_ifmap_words(layer)
+        rows["ifmap"] = _valid_edge_rows(geo, offs)
+        reads["ifmap"] = CalcRead(np.zeros(0, dtype=np.int64), words, words, hw.sram_words("ifmap") // 100)
+    else:
+        streams = {"ifmap": demand_stream(geo, "ifmap", offs)}
+        rows["ifmap"] = streams["ifmap"][1][[0, -1]]
+        reads["ifmap"] = calc_read(*streams["ifmap"], hw.sram_words("ifmap"))
+    run = run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())
     return CompatRun(layer, geo, offs, counts, reads, rows, run, streams)
+
+
+def distinct_ifmap_words(layer: CompatLayer) -> int:
+    """Words of the IFMAP some window reads: the rows any window covers x the columns x the channels (a window
+    row and a window column are chosen independently, so the covered pixels are a product set)."""
+
+    def covered(size: int, filt: int, stride: int, out: int) -> int:
+        starts = np.arange(out, dtype=np.int64)[:, None] * stride + np.arange(filt, dtype=np.int64)[None, :]
+        return int(np.unique(starts[starts < size]).size)
+
+    rows = covered(layer.ifmap_h, layer.filter_h, layer.stride_h, layer.ofmap_h)
+    return rows * covered(layer.ifmap_w, layer.filter_w, layer.stride_w, layer.ofmap_w) * layer.channels
+
+
+def _valid_edge_rows(geo: Geometry, offs: Offsets) -> np.ndarray:
+    """Demand rows of the IFMAP's first and last request that reads a word: the first request (pixel 0, which
+    every window reads inside the input) and the last of the last fold that has one (a strided conv's extra
+    output row or column may read nothing at all)."""
+    first = position_row(geo, "ifmap", 0, 0)
+    for f in range(geo.grid.count - 1, -1, -1):
+        _, rows = fold_demand(geo, "ifmap", f, offs)
+        if rows.size:
+            return np.asarray([first, int(rows[-1])], dtype=np.int64)
+    raise ValueError(f"compat mode: layer {geo.layer.name!r} reads no IFMAP word")
 
 
 def simulate_compat(layer: Gemm | Conv | CompatLayer, hw: Hardware, *, word_level: bool = False) -> LayerStats:

@@ -179,7 +179,7 @@ def fold_requests(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[n
     return addr, row, lane
 
 
-def _fold_demand(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
+def fold_demand(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
     addr, row, _ = fold_requests(geo, operand, f, offs)
     keep = addr >= 0
     return addr[keep], row[keep] + f * geo.rows_per_fold
@@ -203,7 +203,7 @@ def fold_outputs(geo: Geometry, f: int, offset: int) -> tuple[np.ndarray, np.nda
 
 def demand_stream(geo: Geometry, operand: str, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
     """(addresses, demand rows) of every IFMAP or filter SRAM read, in SCALE-Sim's service order."""
-    parts = [_fold_demand(geo, operand, f, offs) for f in range(geo.grid.count)]
+    parts = [fold_demand(geo, operand, f, offs) for f in range(geo.grid.count)]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -11,8 +11,15 @@ from hypothesis import strategies as st
 
 from accelkit.sim.engine import fold_schedule, simulate_layer
 from accelkit.sim.hardware import EnergyTable, Hardware
-from accelkit.sim.scalesim.engine import simulate_compat
-from accelkit.sim.scalesim.streams import CompatLayer, RowCounts, fold_outputs, geometry, unique_im2col
+from accelkit.sim.scalesim.engine import distinct_ifmap_words, simulate_compat
+from accelkit.sim.scalesim.streams import (
+    CompatLayer,
+    RowCounts,
+    fold_outputs,
+    geometry,
+    ifmap_addr,
+    unique_im2col,
+)
 from accelkit.sim.workloads import Conv, Gemm
 
 dims = st.integers(1, 40)
@@ -50,6 +57,33 @@ def test_fold_level_replay_on_unique_convs(h, w, c, f, s, rows, dataflow):
     hw = Hardware(rows, rows + 1, dataflow, 1024, 1024, 1024)
     if unique_im2col(layer):
         assert simulate_compat(layer, hw) == simulate_compat(layer, hw, word_level=True)
+
+
+@given(
+    h=st.integers(2, 14),
+    w=st.integers(2, 14),
+    c=st.integers(1, 4),
+    r=st.integers(1, 5),
+    f=st.integers(1, 6),
+    s=st.integers(1, 3),
+    rows=arrays,
+    dataflow=st.sampled_from(["os", "ws", "is"]),
+    kib=st.integers(1, 2),
+)
+def test_calc_fast_paths_on_any_conv_equal_word_level(h, w, c, r, f, s, rows, dataflow, kib):
+    """Overlapping windows and strides that leave -1 im2col entries: the filter per fold and the IFMAP in closed
+    form (all its words within one read-buffer segment) or word by word must equal the word-level replay."""
+    layer = CompatLayer("c", h, w, min(r, h), min(r + 1, w), c, f, s, s)
+    hw = Hardware(rows, rows + 2, dataflow, kib * 1024, 1024, 1024)
+    assert simulate_compat(layer, hw) == simulate_compat(layer, hw, word_level=True)
+
+
+@given(h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 3), r=st.integers(1, 5), s=st.integers(1, 4))
+def test_distinct_ifmap_words_counts_the_im2col_addresses(h, w, c, r, s):
+    layer = CompatLayer("c", h, w, min(r, h), min(r, w), c, 1, s, s)
+    p, j = np.meshgrid(np.arange(layer.m), np.arange(layer.k), indexing="ij")
+    addr = ifmap_addr(layer, p.ravel(), j.ravel(), 0)
+    assert distinct_ifmap_words(layer) == np.unique(addr[addr >= 0]).size
 
 
 def test_fold_level_path_is_exercised_with_flushes():
