@@ -18,7 +18,8 @@ import triton.language as tl
 from accelkit.kernels._common.aot import AotSpec
 from accelkit.kernels._common.checks import check_tensor
 
-EMPTY_OFFSET = -1e38
+# A constexpr, so the JIT may read it inside the kernels.
+EMPTY_OFFSET = tl.constexpr(-1e38)
 
 
 @triton.jit
