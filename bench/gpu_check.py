@@ -130,6 +130,47 @@ def decode_case(
     return row
 
 
+def wkv_case(
+    b: int,
+    t: int,
+    c: int,
+    repeats: int,
+    *,
+    device: str = "cuda",
+    dtype: torch.dtype = torch.float32,
+    timer: Callable = cuda_ms,
+) -> dict:
+    """Milliseconds of WKV forward + backward on [b, t, c]: accelkit.ops.wkv (Triton on CUDA, C++ on a CPU) against
+    the PyTorch loop of the same recurrence (kernels/wkv/loop.py; SpikingJelly has no WKV and SpikeGPT's CUDA kernel
+    is not a package), with the largest difference of y and grad k between the two."""
+    from accelkit import ops
+    from accelkit.kernels.wkv.loop import wkv_loop
+
+    gen = torch.Generator().manual_seed(0)
+    w = -torch.randn(c, generator=gen).exp()
+    u = torch.randn(c, generator=gen)
+    k, v, gy = (torch.randn(b, t, c, generator=gen) for _ in range(3))
+    args = [x.to(device=device, dtype=dtype).requires_grad_() for x in (w, u, k, v)]
+    gy = gy.to(device=device, dtype=dtype)
+    row: dict = {"B": b, "T": t, "C": c}
+    results = {}
+    for name, fn in (("accelkit_ms", ops.wkv), ("torch_loop_ms", wkv_loop)):
+
+        def step(fn=fn):
+            for x in args:
+                x.grad = None
+            y = fn(*args)
+            y.backward(gy)
+            return y
+
+        results[name] = (step().detach(), args[2].grad.clone())
+        row[name] = _sig(timer(step, repeats))
+    (y0, g0), (y1, g1) = results.values()
+    row["max_dy"] = _sig(float((y0 - y1).abs().max()))
+    row["max_dgrad_k"] = _sig(float((g0 - g1).abs().max()))
+    return row
+
+
 def _print_rows(title: str, rows: list[dict]) -> None:
     print(f"\n== {title}")
     keys = list(rows[0])
@@ -155,6 +196,8 @@ def run(argv: list[str]) -> dict:
     _print_rows("flash_attention vs SDPA, TFLOP/s, fp16", flash)
     decode = [decode_case(t, args.repeats) for t in DECODE_KEYS]
     _print_rows("decode, B = 1, H_q = 32, H_kv = 8, D = 128, fp16, ms", decode)
+    wkv = [wkv_case(8, t, 768, args.repeats) for t in (256, 1024)]
+    _print_rows("WKV fwd+bwd vs a PyTorch loop, B = 8, C = 768, fp32, ms", wkv)
     ours, peer = _geomean([r["ours_fwd_tflops"] for r in flash]), _geomean([r["sdpa_fwd_tflops"] for r in flash])
     return {
         "name": "gpu_check",
@@ -166,6 +209,7 @@ def run(argv: list[str]) -> dict:
         "cuda_tests": tests,
         "flash": flash,
         "decode": decode,
+        "wkv": wkv,
     }
 
 

@@ -176,3 +176,25 @@ def test_energy_counts_macs():
     with energy.counting() as counter:
         ops.wkv(w, u, k, v)
     assert counter.by_op["wkv"] == energy.SynapticOps(acs=0, macs=MACS_PER_STEP * 2 * 5 * 3)
+
+
+def test_gpu_check_wkv_case_runs_on_cpu_at_tiny_sizes():
+    # bench/gpu_check.py's WKV row, on the CPU with a wall-clock timer, so a typo shows here rather than on a GPU.
+    import importlib.util
+    import time
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_check_wkv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def wall_ms(fn, repeats):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - start) * 1e3 / repeats
+
+    row = module.wkv_case(2, 9, 5, 1, device="cpu", timer=wall_ms)
+    assert row["accelkit_ms"] > 0 and row["torch_loop_ms"] > 0
+    assert row["max_dy"] < 1e-5 and row["max_dgrad_k"] < 1e-5, row
