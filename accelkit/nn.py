@@ -18,9 +18,10 @@ from accelkit import ops
 from accelkit.kernels._common.checks import check_result_size, check_tensor
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.kernels._common.words import as_int
+from accelkit.kernels.fft_rpe import op as rpe_op
 from accelkit.kernels.spiking import op as ops_spiking
 
-__all__ = ["BinaryLinear", "IFNode", "LIFNode", "ParametricLIFNode"]
+__all__ = ["BinaryLinear", "IFNode", "LIFNode", "ParametricLIFNode", "RPEKernelAttention"]
 
 # 64-bit words halve the popcounts per MAC on CPUs, as in ops.binary_matmul.
 _WORD_BITS = 64
@@ -316,3 +317,69 @@ class ParametricLIFNode(_MultiStepNode):
         if isinstance(x, Tensor) and x.device != self.w.device:
             raise ValueError(f"x_seq is on {x.device} but the node's w is on {self.w.device}")
         return super().forward(x)
+
+
+class RPEKernelAttention(nn.Module):
+    """Multi-head kernelized self-attention with a learnable relative-position bias (Luo et al., NeurIPS 2021), on
+    `ops.rpe_kernel_attention`: O(T log T) by FFT at long T, blocked O(T^2) at short T (method="auto").
+
+    x [B, T, dim] -> [B, T, dim], T <= max_len. Owns the q/k/v and output projections (nn.Linear), the bias
+    `rpe_bias` [heads, 2 max_len - 1] (zeros at start: plain kernelized attention) of which a call uses the
+    2T - 1 central offsets, and the random features `features` [num_features, dim // heads] (a buffer, orthogonal,
+    drawn from torch's global generator). In training mode the features are redrawn every
+    feature_redraw_interval forward calls (Performer's feature_redraw_interval; None or 0: never); in eval mode they
+    stay fixed. q and k are L2-normalised before the feature map (the paper's stable-training setting).
+    """
+
+    def __init__(
+        self, dim: int, heads: int, *, num_features: int = 256, max_len: int, causal: bool = False,
+        feature_redraw_interval: int | None = 1000,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        dim, heads = as_int(dim, "dim"), as_int(heads, "heads")
+        max_len, num_features = as_int(max_len, "max_len"), as_int(num_features, "num_features")
+        for name, value in (("dim", dim), ("heads", heads), ("max_len", max_len), ("num_features", num_features)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if dim % heads:
+            raise ValueError(f"dim={dim} is not a multiple of heads={heads}")
+        if not isinstance(causal, bool):
+            raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
+        interval = 0 if feature_redraw_interval is None else as_int(feature_redraw_interval, "feature_redraw_interval")
+        if interval < 0:
+            raise ValueError(f"feature_redraw_interval must be >= 0 or None, got {interval}")
+        self.dim, self.heads, self.max_len, self.causal = dim, heads, max_len, causal
+        self.num_features, self.feature_redraw_interval = num_features, interval
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.rpe_bias = nn.Parameter(torch.zeros(heads, 2 * max_len - 1))
+        self.register_buffer("features", rpe_op.orthogonal_features(num_features, dim // heads))
+        self.calls_since_redraw = 0
+
+    @torch.no_grad()
+    def redraw_features(self) -> None:
+        """Draw a new orthogonal feature matrix in place (same shape, dtype and device)."""
+        fresh = rpe_op.orthogonal_features(self.num_features, self.dim // self.heads)
+        self.features.copy_(fresh.to(self.features))
+        self.calls_since_redraw = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_tensor("x", x, FLOAT_DTYPES, min_dim=3, max_dim=3)
+        b, t, dim = x.shape
+        if dim != self.dim:
+            raise ValueError(f"x has {dim} features but the layer was built for dim={self.dim}")
+        if t > self.max_len:
+            raise ValueError(f"x has T={t} positions but the layer's bias covers max_len={self.max_len}")
+        if x.dtype != self.qkv.weight.dtype or x.device != self.qkv.weight.device:
+            raise ValueError(
+                f"x is {x.dtype} on {x.device} but the layer's parameters are {self.qkv.weight.dtype} on "
+                f"{self.qkv.weight.device}"
+            )
+        if self.training and self.feature_redraw_interval:
+            if self.calls_since_redraw >= self.feature_redraw_interval:
+                self.redraw_features()
+            self.calls_since_redraw += 1
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, dim // self.heads).unbind(2)
+        bias = self.rpe_bias[:, self.max_len - t : self.max_len + t - 1] if t else self.rpe_bias[:, :0]
+        z = ops.rpe_kernel_attention(q, k, v, bias, causal=self.causal, features=self.features)
+        return self.out(z.reshape(b, t, dim))

@@ -91,4 +91,42 @@ def _cases(draw) -> Case:
     return Case(describe, call, check, names=NAMES)
 
 
-TARGETS = [Target("ops.rpe_kernel_attention", _cases())]
+@st.composite
+def _layer_cases(draw) -> Case:
+    """accelkit.nn.RPEKernelAttention: drawn (sometimes wrong) constructor arguments, then training calls (features
+    redrawn every interval) and an eval call on a drawn input."""
+    from accelkit.nn import RPEKernelAttention
+
+    dims = st.sampled_from((1, 4, 6, 0))
+    dim, heads = draw(st.one_of(dims, wrong_values())), draw(st.one_of(st.sampled_from((1, 2, 3)), wrong_values()))
+    kwargs = {"max_len": _maybe(draw, draw(st.sampled_from((1, 5, 9))), 0, None, 2.0)}
+    if draw(st.booleans()):
+        kwargs["num_features"] = _maybe(draw, draw(st.sampled_from((1, 8))), 0, "8")
+    if draw(st.booleans()):
+        kwargs["feature_redraw_interval"] = _maybe(draw, draw(st.sampled_from((None, 0, 1, 2))), -1, 1.5)
+    if draw(st.booleans()):
+        kwargs["causal"] = _maybe(draw, draw(st.booleans()), 1, None)
+    good_dim = dim if isinstance(dim, int) and not isinstance(dim, bool) and 0 <= dim <= 6 else 4
+    x_shape = _maybe(draw, (draw(st.sampled_from((0, 1, 2))), draw(st.sampled_from((0, 1, 5, 9, 10))), good_dim),
+                     (2, good_dim), (1, 3, good_dim + 1))  # fmt: skip
+    x_spec = _spec(draw, _maybe(draw, torch.float32, torch.float64, torch.int32), x_shape, "cpu")
+
+    def call(_):
+        layer = RPEKernelAttention(dim, heads, **kwargs)
+        x = x_spec.build()
+        outs = [layer(x) for _ in range(3)]
+        layer.eval()
+        with torch.no_grad():
+            outs.append(layer(x))
+        return x, outs
+
+    def check(out) -> None:
+        x, outs = out
+        for y in outs:
+            assert isinstance(y, torch.Tensor) and y.shape == x.shape and y.dtype == x.dtype, f"output {y!r:.80}"
+
+    names = ("dim", "heads", "max_len", "num_features", "feature_redraw_interval", "causal", "x")
+    return Case(f"RPEKernelAttention({dim!r}, {heads!r}, {kwargs!r})({x_spec!r})", call, check, names=names)
+
+
+TARGETS = [Target("ops.rpe_kernel_attention", _cases()), Target("nn.RPEKernelAttention", _layer_cases())]
