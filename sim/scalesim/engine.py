@@ -181,11 +181,63 @@ def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) ->
         rows["ifmap"] = _valid_edge_rows(geo, offs)
         reads["ifmap"] = CalcRead(np.zeros(0, dtype=np.int64), words, words, hw.sram_words("ifmap") // 100)
     else:
-        streams = {"ifmap": demand_stream(geo, "ifmap", offs)}
-        rows["ifmap"] = streams["ifmap"][1][[0, -1]]
-        reads["ifmap"] = calc_read(*streams["ifmap"], hw.sram_words("ifmap"))
+        rows["ifmap"] = _valid_edge_rows(geo, offs)
+        reads["ifmap"] = _calc_read_folds(geo, offs, hw.sram_words("ifmap"))
     run = run_memory(counts, WriteBuffer(hw.sram_words("ofmap"), hw.cols), ())
     return CompatRun(layer, geo, offs, counts, reads, rows, run, streams)
+
+
+def _calc_read_folds(geo: Geometry, offs: Offsets, total_words: int) -> CalcRead:
+    """CALC IFMAP read buffer of an overlapping conv, fold by fold: a fold's new words are its first occurrences
+    not yet seen in the current segment (one small sort per fold, not one over the whole stream), and a segment
+    ends at its 50 x set_words-th new word. Folds sharing a tile key read the same words in the same order, so a
+    tile read whole within the current segment adds nothing and is skipped, and each tile is generated once."""
+    set_words = total_words // 100
+    cap = 50 * set_words
+    keys, _ = fold_tiles(geo, "ifmap")
+    lo = offs.ifmap
+    segment = np.full(geo.layer.ifmap_h * geo.layer.ifmap_w * geo.layer.channels, -1, dtype=np.int64)
+    current = used = reads = 0
+    flushes: list[int] = []
+    whole: set[int] = set()
+    tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    per = geo.rows_per_fold
+    for f, key in enumerate(keys.tolist()):
+        if key in whole:
+            continue
+        if key not in tiles:
+            addr, rows = fold_demand(geo, "ifmap", f, offs)
+            tiles[key] = (addr - lo, rows - f * per)
+        addr, rows = tiles[key]
+        pos = 0
+        while True:
+            words, first = _first_occurrences(addr[pos:])
+            new = segment[words] != current
+            firsts = np.sort(first[new])
+            if used + firsts.size < cap:
+                segment[words[new]] = current
+                used += firsts.size
+                if pos == 0:
+                    whole.add(key)
+                break
+            q = pos + int(firsts[cap - used - 1])
+            flushes.append(int(rows[q]) + f * per)
+            reads += cap
+            current, used, pos = current + 1, 0, q + 1
+            whole.clear()
+    return CalcRead(np.asarray(flushes, dtype=np.int64), reads + used, used, set_words)
+
+
+def _first_occurrences(addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(addr, return_index=True) for non-negative addresses: the (address, index) pairs packed into one
+    int64 and sorted by value, which NumPy's vectorised sort does several times faster than the stable argsort
+    np.unique needs for its indices."""
+    bits = max(addr.size - 1, 1).bit_length()
+    keys = np.sort((addr << bits) | np.arange(addr.size, dtype=np.int64))
+    words = keys >> bits
+    first = np.ones(keys.size, dtype=bool)
+    first[1:] = words[1:] != words[:-1]
+    return words[first], keys[first] & ((1 << bits) - 1)
 
 
 def distinct_ifmap_words(layer: CompatLayer) -> int:

@@ -29,8 +29,19 @@ from accelkit.sim.scalesim.streams import RowCounts
 
 def first_occurrence_prev(addr: np.ndarray) -> np.ndarray:
     """prev[j] = index of the previous request for the same address, -1 if none."""
-    order = np.argsort(addr, kind="stable")
-    s = addr[order]
+    n = addr.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo, span = int(addr.min()), int(addr.max()) - int(addr.min()) + 1
+    bits = (n - 1).bit_length()
+    if span < 2 ** (62 - bits):
+        # One key per request, (address, index) packed in 62 bits, sorted by value: the same order as a stable
+        # argsort of the addresses, and NumPy's vectorised sort of plain int64 values is several times faster.
+        keys = np.sort(((addr - lo) << bits) | np.arange(n, dtype=np.int64))
+        order, s = keys & ((1 << bits) - 1), keys >> bits
+    else:
+        order = np.argsort(addr, kind="stable")
+        s = addr[order]
     prev = np.full(addr.size, -1, dtype=np.int64)
     same = np.flatnonzero(s[1:] == s[:-1]) + 1
     prev[order[same]] = order[same - 1]
