@@ -7,8 +7,10 @@ with D in {64, 128}, causal and not. FLOPs follow the paper's accounting (flash-
 benchmarks/benchmark_flash_attention.py, ../shared/reference/attention.md, "Benchmark FLOP convention"):
 4 * B * T^2 * H * D forward, halved for causal, and backward 2.5x forward. Decode: one new token, B = 1, H_q = 32,
 H_kv = 8, D = 128, fp16, 8k to 256k cached keys: lean_attention vs split_kv_attention vs SDPA (enable_gqa over the
-same cache as [B, H, T, D] views). Times are medians of CUDA-event timings after warm-up calls. The last line is one
-JSON object with every figure (also `python bench/run.py gpu_check`, which prints it once more).
+same cache as [B, H, T, D] views). LIF: forward + backward of accelkit.ops.lif (Triton, CUDA C) against
+SpikingJelly 2.0's LIFNode(step_mode='m') (its own GPU kernel choice), N = 2^20 neurons, T in {4, 16, 32}, fp32.
+Times are medians of CUDA-event timings after warm-up calls. The last line is one JSON object with every figure
+(also `python bench/run.py gpu_check`, which prints it once more).
 """
 
 from __future__ import annotations
@@ -130,6 +132,50 @@ def decode_case(
     return row
 
 
+def _spikingjelly_lif():
+    """SpikingJelly's LIFNode(step_mode='m') (2.0 picks its CuPy/Triton/torch kernel itself), None if not installed."""
+    try:
+        from spikingjelly.activation_based import neuron
+    except ImportError:
+        return None
+    return neuron.LIFNode(tau=2.0, step_mode="m")
+
+
+def lif_case(
+    t: int, n: int, repeats: int, *, device: str = "cuda", dtype: torch.dtype = torch.float32, timer: Callable = cuda_ms
+) -> dict:
+    """Milliseconds of LIF forward + backward over x [t, n]: accelkit (Triton, and CUDA C where CuPy is installed; the
+    C++ path on a CPU) against SpikingJelly 2.0's LIFNode(step_mode='m') on the same device, with the largest grad-x
+    difference from accelkit's first backend."""
+    from accelkit import ops
+
+    x = (torch.randn(t, n, device=device, dtype=dtype) + 0.5).requires_grad_()
+    grad = torch.randn(t, n, device=device, dtype=dtype)
+    calls = {}
+    for backend in ("triton", "cuda") if device == "cuda" else ("auto",):
+        calls[f"accelkit_{backend}_ms"] = lambda b=backend: ops.lif(x, backend=b)
+    node = _spikingjelly_lif()
+    if node is not None:
+        calls["spikingjelly_ms"] = lambda: (node.reset(), node(x))[1]
+    row: dict = {"T": t, "N": n}
+    first = None
+    for name, call in calls.items():
+
+        def step(call=call):
+            x.grad = None
+            call().backward(grad)
+
+        try:
+            step()
+        except Exception as error:  # noqa: BLE001 - report a backend that fails instead of losing the whole check
+            row[name] = f"error: {type(error).__name__}"
+            continue
+        first = x.grad.clone() if first is None else first
+        row[name.replace("_ms", "_max_dgrad")] = _sig(float((x.grad - first).abs().max()))
+        row[name] = _sig(timer(step, repeats))
+    return row
+
+
 def wkv_case(
     b: int,
     t: int,
@@ -196,6 +242,8 @@ def run(argv: list[str]) -> dict:
     _print_rows("flash_attention vs SDPA, TFLOP/s, fp16", flash)
     decode = [decode_case(t, args.repeats) for t in DECODE_KEYS]
     _print_rows("decode, B = 1, H_q = 32, H_kv = 8, D = 128, fp16, ms", decode)
+    lif = [lif_case(t, 2**20, args.repeats) for t in (4, 16, 32)]
+    _print_rows("LIF fwd+bwd vs SpikingJelly, N = 2^20, fp32, ms", lif)
     wkv = [wkv_case(8, t, 768, args.repeats) for t in (256, 1024)]
     _print_rows("WKV fwd+bwd vs a PyTorch loop, B = 8, C = 768, fp32, ms", wkv)
     ours, peer = _geomean([r["ours_fwd_tflops"] for r in flash]), _geomean([r["sdpa_fwd_tflops"] for r in flash])
@@ -209,6 +257,7 @@ def run(argv: list[str]) -> dict:
         "cuda_tests": tests,
         "flash": flash,
         "decode": decode,
+        "lif": lif,
         "wkv": wkv,
     }
 
