@@ -239,6 +239,32 @@ def spike_binary_matmul(*, m: int, n: int, k: int, rate: float = 1.0, dtype_byte
     return Cost(m * k * rate * n, "synaptic op", (m * k + n * k + m * n) * dtype_bytes)
 
 
+def delta_rule(
+    *,
+    b: int,
+    t: int,
+    h: int,
+    k: int,
+    v: int | None = None,
+    gated: bool = False,
+    use_qk_l2norm: bool = False,
+    initial_state: bool = False,
+    output_final_state: bool = False,
+    dtype_bytes: int = 2,
+) -> Cost:
+    """q, k [b, t, h, k], v [b, t, h, v], beta [b, t, h] (g too when gated): the token recurrence's FLOPs, per
+    token and head on the [k, v] state: h^T k, the rank-1 update and h^T q are 2 k v each, v - h^T k is v, beta k and
+    scale q are k each; gating adds exp(g) and k v multiplies; the L2 norm adds 3 k + 2 for each of q and k. (The
+    chunkwise WY form does more arithmetic to run it as matmuls; this is the work the op must do.) Bytes: the
+    inputs and o once, the float32 [b, h, k, v] states read or written when given or returned."""
+    v = k if v is None else v
+    per_token = 6 * k * v + v + 2 * k + (k * v + 1 if gated else 0) + (6 * k + 4 if use_qk_l2norm else 0)
+    tokens = b * t * h
+    traffic = tokens * (2 * k + 2 * v + 1 + (1 if gated else 0)) * dtype_bytes
+    traffic += (int(initial_state) + int(output_final_state)) * b * h * k * v * 4
+    return Cost(tokens * per_token, "FLOP", traffic)
+
+
 COSTS: dict[str, Callable[..., Cost]] = {
     "binarize": binarize,
     "pack_bits": pack_bits,
@@ -256,6 +282,7 @@ COSTS: dict[str, Callable[..., Cost]] = {
     "sdsa_v1": sdsa_v1,
     "sdsa_v2": sdsa_v2,
     "spike_binary_matmul": spike_binary_matmul,
+    "delta_rule": delta_rule,
 }
 
 

@@ -256,3 +256,52 @@ def test_spike_ops_against_reference_counts(rate):
     s = np.full((3, 7), rate)
     accumulates = sum(5 for row in s for spike in row if spike > 0)  # each spike adds a row of N = 5 outputs
     assert cost("spike_binary_matmul", m=3, n=5, k=7, rate=rate).work == accumulates
+
+
+def _rsqrt(x):
+    _Counted.ops += 1
+    return _Counted(x.value**-0.5)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("l2norm", [False, True])
+def test_delta_rule_against_counted(gated, l2norm):
+    """The documented token recurrence on counted floats: h <- exp(g) h; h <- h + beta k (v - h^T k)^T; o = h^T q s."""
+    rng = np.random.default_rng(3)
+    t_len, kd, vd = 3, 2, 3
+    q, k, v = rng.normal(size=(t_len, kd)), rng.normal(size=(t_len, kd)), rng.normal(size=(t_len, vd))
+    beta, g = rng.uniform(0, 1, t_len), -rng.uniform(0, 1, t_len)
+    _Counted.ops = 0
+    state = [[_Counted(0.0) for _ in range(vd)] for _ in range(kd)]
+
+    def normed(x):
+        x = [_Counted(e) for e in x]
+        total = _Counted(0.0)
+        for e in x:
+            total = total + e * e
+        r = _rsqrt(total + 1e-6)
+        return [e * r for e in x]
+
+    for step in range(t_len):
+        qt = normed(q[step]) if l2norm else [_Counted(e) for e in q[step]]
+        kt = normed(k[step]) if l2norm else [_Counted(e) for e in k[step]]
+        if gated:
+            decay = _exp(_Counted(g[step]))
+            state = [[decay * e for e in row] for row in state]
+        w = []
+        for j in range(vd):
+            acc = _Counted(0.0)
+            for i in range(kd):
+                acc = acc + state[i][j] * kt[i]
+            w.append(acc)
+        u = [_Counted(v[step][j]) - w[j] for j in range(vd)]
+        bk = [kt[i] * beta[step] for i in range(kd)]
+        state = [[state[i][j] + bk[i] * u[j] for j in range(vd)] for i in range(kd)]
+        sq = [e * 0.5 for e in qt]
+        for j in range(vd):
+            acc = _Counted(0.0)
+            for i in range(kd):
+                acc = acc + state[i][j] * sq[i]
+    got = cost("delta_rule", b=1, t=t_len, h=1, k=kd, v=vd, gated=gated, use_qk_l2norm=l2norm)
+    assert got.work == _Counted.ops
+    assert got.bytes == t_len * (2 * kd + 2 * vd + 1 + gated) * 2
