@@ -59,6 +59,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
 
     from accelkit import ops
     from accelkit.demo_attention import attention_checks
+    from accelkit.demo_fft_rpe import fft_rpe_checks
     from accelkit.demo_spike_attention import spike_attention_checks
     from accelkit.demo_spiking import spiking_checks
     from accelkit.kernels.binary import reference as ref
@@ -84,6 +85,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         *attention_checks(_check),
         *spiking_checks(_check),
         *spike_attention_checks(_check),
+        *fft_rpe_checks(_check),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if good else "FAIL") for name, backend, (err, good) in checks]
 

@@ -26,7 +26,7 @@ METHODS = ("auto", "fft", "direct")
 # Seconds of one unit of FFT work (columns x n log2 n) over one unit of direct work (T^2 x (m + E)), calibrated by
 # bench/fft_rpe.py (fwd + bwd, fp32, m = D_v = 64) on a 2-core development CPU; bench/README-style provenance is in
 # kernels/fft_rpe/README.md. CUDA has no measurement yet and uses the CPU figure.
-FFT_UNIT_COST = {"cpu": 14.0}
+FFT_UNIT_COST = {"cpu": 28.0}
 
 
 def choose_method(t: int, m: int, e: int, device_type: str) -> str:
