@@ -4,7 +4,7 @@
 Courbariaux et al. 2016; XNOR-Net, Rastegari et al. 2016): swap one `nn.Linear` for `BinaryLinear.from_linear`.
 `LIFNode`, `IFNode` and `ParametricLIFNode` take SpikingJelly's constructor arguments and keep the membrane between
 calls until `reset()`, so `from spikingjelly.activation_based.neuron import LIFNode` becomes
-`from accelkit.nn import LIFNode`.
+`from accelkit.nn import LIFNode`. `DeltaNet` is a DeltaNet / Gated DeltaNet attention layer on `ops.delta_rule`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from accelkit.kernels._common.words import as_int
 from accelkit.kernels.fft_rpe import op as rpe_op
 from accelkit.kernels.spiking import op as ops_spiking
 
-__all__ = ["BinaryLinear", "IFNode", "LIFNode", "ParametricLIFNode", "RPEKernelAttention"]
+__all__ = ["BinaryLinear", "DeltaNet", "IFNode", "LIFNode", "ParametricLIFNode", "RPEKernelAttention"]
 
 # 64-bit words halve the popcounts per MAC on CPUs, as in ops.binary_matmul.
 _WORD_BITS = 64
@@ -383,3 +383,110 @@ class RPEKernelAttention(nn.Module):
         bias = self.rpe_bias[:, self.max_len - t : self.max_len + t - 1] if t else self.rpe_bias[:, :0]
         z = ops.rpe_kernel_attention(q, k, v, bias, causal=self.causal, features=self.features)
         return self.out(z.reshape(b, t, dim))
+
+
+def _positive_int(value, name: str) -> int:
+    value = as_int(value, name)
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+class DeltaNet(nn.Module):
+    """DeltaNet attention (Yang et al. 2024, arXiv 2406.06484), or Gated DeltaNet with use_gate, on ops.delta_rule.
+
+    x [B, T, hidden_size] -> [B, T, hidden_size]. Per head: q, k [head_dim] and v [value_dim] projections, each
+    through an optional short causal depthwise convolution (kernel conv_size) and SiLU, as fla's layer defaults;
+    beta = sigmoid(b_proj(x)) (2 x that with allow_neg_eigval, arXiv 2411.12537); with use_gate, the log decay
+    g = logsigmoid(g_proj(x)); q and k are l2-normalised inside the op; each head's output is RMS-normalised before
+    o_proj. forward(x, initial_state=None, cu_seqlens=None, return_state=False) returns y, or (y, final state
+    float32 [N, H, head_dim, value_dim]) with return_state; the convolutions restart at each call and sequence.
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        *,
+        head_dim: int | None = None,
+        value_dim: int | None = None,
+        use_short_conv: bool = True,
+        conv_size: int = 4,
+        use_gate: bool = False,
+        allow_neg_eigval: bool = False,
+        mode: str = "chunk",
+        chunk_size: int = 64,
+    ) -> None:
+        super().__init__()
+        hidden, heads = _positive_int(hidden_size, "hidden_size"), _positive_int(num_heads, "num_heads")
+        head_dim = hidden // heads if head_dim is None else _positive_int(head_dim, "head_dim")
+        value_dim = head_dim if value_dim is None else _positive_int(value_dim, "value_dim")
+        for name, flag in (("use_short_conv", use_short_conv), ("use_gate", use_gate),
+                           ("allow_neg_eigval", allow_neg_eigval)):  # fmt: skip
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+        from accelkit.kernels.delta_rule.args import CHUNK_SIZES, MAX_HEAD_DIM, MODES
+
+        if not 1 <= head_dim <= MAX_HEAD_DIM or not 1 <= value_dim <= MAX_HEAD_DIM:
+            raise ValueError(f"head_dim {head_dim} and value_dim {value_dim} must lie in [1, {MAX_HEAD_DIM}]")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if as_int(chunk_size, "chunk_size") not in CHUNK_SIZES:
+            raise ValueError(f"chunk_size must be one of {CHUNK_SIZES}, got {chunk_size}")
+        conv_size = _positive_int(conv_size, "conv_size")
+        self.hidden_size, self.num_heads, self.head_dim, self.value_dim = hidden, heads, head_dim, value_dim
+        self.mode, self.chunk_size, self.allow_neg_eigval = mode, chunk_size, allow_neg_eigval
+        weights = (hidden, heads * (2 * head_dim + value_dim))
+        check_result_size("hidden_size", weights, torch.float32, torch.device("cpu"))
+        self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
+        self.k_proj = nn.Linear(hidden, heads * head_dim, bias=False)
+        self.v_proj = nn.Linear(hidden, heads * value_dim, bias=False)
+        self.b_proj = nn.Linear(hidden, heads, bias=False)
+        self.g_proj = nn.Linear(hidden, heads, bias=True) if use_gate else None
+        self.convs = None
+        if use_short_conv:
+            widths = (heads * head_dim, heads * head_dim, heads * value_dim)
+            self.convs = nn.ModuleList(nn.Conv1d(w, w, conv_size, groups=w, padding=conv_size - 1) for w in widths)
+        self.o_norm = nn.RMSNorm(value_dim, eps=1e-5)
+        self.o_proj = nn.Linear(heads * value_dim, hidden, bias=False)
+
+    def _short_conv(self, x: Tensor, i: int, cu: list[int] | None) -> Tensor:
+        conv = self.convs[i]
+        pieces = [x] if cu is None else [x[:, a:b] for a, b in zip(cu[:-1], cu[1:], strict=True)]
+        out = [nn.functional.silu(conv(p.transpose(1, 2))[..., : p.shape[1]].transpose(1, 2)) for p in pieces]
+        return torch.cat(out, 1) if out else x
+
+    def forward(
+        self,
+        x: Tensor,
+        *,
+        initial_state: Tensor | None = None,
+        cu_seqlens: Tensor | None = None,
+        return_state: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        check_tensor("x", x, FLOAT_DTYPES, min_dim=3, max_dim=3)
+        b, t, hidden = x.shape
+        if hidden != self.hidden_size:
+            raise ValueError(f"x has {hidden} features but the layer was built for hidden_size={self.hidden_size}")
+        if x.dtype != self.q_proj.weight.dtype or x.device != self.q_proj.weight.device:
+            raise ValueError(f"x is {x.dtype} on {x.device} but the layer's parameters are "
+                             f"{self.q_proj.weight.dtype} on {self.q_proj.weight.device}")  # fmt: skip
+        cu = None
+        if cu_seqlens is not None and self.convs is not None:
+            check_tensor("cu_seqlens", cu_seqlens, (torch.int64, torch.int32), min_dim=1, max_dim=1)
+            from accelkit.kernels.delta_rule.args import check_cu_seqlens_values
+
+            cu = check_cu_seqlens_values(cu_seqlens, t) if cu_seqlens.device.type != "meta" else None
+        h, kd, vd = self.num_heads, self.head_dim, self.value_dim
+        q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        if self.convs is not None:
+            q, k, v = (self._short_conv(z, i, cu) for i, z in enumerate((q, k, v)))
+        beta = torch.sigmoid(self.b_proj(x)) * (2.0 if self.allow_neg_eigval else 1.0)
+        g = None if self.g_proj is None else nn.functional.logsigmoid(self.g_proj(x))
+        o, state = ops.delta_rule(
+            q.view(b, t, h, kd), k.view(b, t, h, kd), v.view(b, t, h, vd), beta, g=g, initial_state=initial_state,
+            output_final_state=return_state, cu_seqlens=cu_seqlens, chunk_size=self.chunk_size, use_qk_l2norm=True,
+            mode=self.mode,
+        )  # fmt: skip
+        y = self.o_proj(self.o_norm(o).reshape(b, t, h * vd))
+        return (y, state) if return_state else y

@@ -1,6 +1,7 @@
 """Public PyTorch ops. Importing this module imports torch and registers the accelkit:: ops."""
 
 from accelkit.kernels.binary.op import binarize, binary_matmul, pack_bits, packed_binary_matmul
+from accelkit.kernels.delta_rule.op import delta_rule
 from accelkit.kernels.fft_rpe.op import rpe_kernel_attention
 from accelkit.kernels.flash_attention.op import flash_attention
 from accelkit.kernels.lean_attention.op import lean_attention, split_kv_attention
@@ -11,6 +12,7 @@ from accelkit.kernels.wkv.op import wkv
 __all__ = [
     "binarize",
     "binary_matmul",
+    "delta_rule",
     "flash_attention",
     "if_neuron",
     "lean_attention",

@@ -57,7 +57,7 @@ def from_padded(y: Tensor, cu: list[int] | None, t: int) -> Tensor:
     if cu is None:
         return y[:, :t]
     _, flat = _gather_index(cu, y.shape[1], y.device)
-    return y.reshape(-1, *y.shape[2:])[flat].unsqueeze(0)
+    return y.reshape(y.shape[0] * y.shape[1], *y.shape[2:])[flat].unsqueeze(0)
 
 
 def _chunk_terms(q: Tensor, k: Tensor, beta: Tensor, g: Tensor | None, chunk: int) -> dict[str, Tensor | None]:

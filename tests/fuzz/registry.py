@@ -3,7 +3,7 @@ drives. Each family of targets lives in its own module (ops.py, sim.py, files.py
 `core.Target`s; a new op joins by adding its Target to one of them, or a new module to this list (README.md).
 """
 
-from fuzz import fft_rpe, files, flash_attention, lean_attention, ops, sim, spike_attention, spiking, wkv
+from fuzz import delta_rule, fft_rpe, files, flash_attention, lean_attention, ops, sim, spike_attention, spiking, wkv
 from fuzz.core import Target
 
 REGISTRY: list[Target] = [
@@ -14,6 +14,7 @@ REGISTRY: list[Target] = [
     *spiking.TARGETS,
     *spike_attention.TARGETS,
     *wkv.TARGETS,
+    *delta_rule.TARGETS,
     *sim.TARGETS,
     *files.TARGETS,
 ]

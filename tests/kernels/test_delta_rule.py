@@ -402,3 +402,27 @@ def test_positive_log_decay_is_computed_as_given():
     x = make_inputs(case, torch.float32)
     x["g"] = x["g"].abs() * 0.05
     check_against_oracle(case, x, run_op(case, x), torch.float32)
+
+
+# --- accelkit.nn.DeltaNet ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("use_gate", [False, True])
+def test_deltanet_layer_chunk_equals_recurrent_and_carries_state(use_gate):
+    from accelkit.nn import DeltaNet
+
+    torch.manual_seed(0)
+    layer = DeltaNet(32, 2, use_gate=use_gate, chunk_size=16)
+    x = torch.randn(2, 40, 32, requires_grad=True)
+    y, state = layer(x, return_state=True)
+    layer.mode = "recurrent"
+    y_rec = layer(x)
+    torch.testing.assert_close(y_rec, y, atol=2e-5, rtol=2e-5)
+    assert state.shape == (2, 2, 16, 16) and y.shape == x.shape
+    y.square().sum().backward()
+    assert bool(torch.isfinite(x.grad).all()) and bool(x.grad.abs().sum() > 0)
+    assert all(p.grad is not None for p in layer.parameters())
+    # Without the short convolution, whose window restarts at each call, two halves carried by state equal one call.
+    plain = DeltaNet(32, 2, use_gate=use_gate, use_short_conv=False)
+    whole, _ = plain(x, return_state=True)
+    first, carried = plain(x[:, :25], return_state=True)
+    second = plain(x[:, 25:], initial_state=carried)
+    torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=2e-5, rtol=2e-5)
