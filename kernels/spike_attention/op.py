@@ -11,9 +11,10 @@
   CPU, the Triton XOR GEMM on CUDA (README.md derives the identity that turns one into the other).
 
 CPU tensors run the C++ kernels (the binary GEMM, the LIF) and torch's CPU matmuls; CUDA tensors the Triton kernels
-and cuBLAS. Each op records its synaptic operations in accelkit.kernels.spiking.energy inside a counting() block:
-the accumulates that the actual spikes trigger (reference.synaptic_ops_v1/_v2; one per spike per output for the
-matmul), and no multiply-accumulates.
+(triton_kernels.py: the column sums, and V2's forward fused into one kernel for head dims up to 64; float64 and
+wider heads take cuBLAS). Each op records its synaptic operations in accelkit.kernels.spiking.energy inside a
+counting() block: the accumulates that the actual spikes trigger (reference.synaptic_ops_v1/_v2; one per spike per
+output for the matmul), and no multiply-accumulates.
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ def _acc_dtype(dtype: torch.dtype) -> torch.dtype:
 @torch.library.custom_op("accelkit::sdsa_column_sums", mutates_args=())
 def _column_sums_op(k: Tensor, v: Tensor) -> Tensor:
     acc = _acc_dtype(k.dtype)
-    kv = k.to(acc) * v.to(acc)
     if energy.is_counting():
-        energy.record("sdsa_v1", energy.SynapticOps(acs=int(torch.count_nonzero(kv))))
-    return kv.sum(dim=-2, keepdim=True)
+        both = torch.count_nonzero(k.to(acc) * v.to(acc))
+        energy.record("sdsa_v1", energy.SynapticOps(acs=int(both)))
+    if k.device.type == "cuda":
+        from accelkit.kernels.spike_attention.triton_kernels import column_sums_fwd
+
+        return column_sums_fwd(k, v)
+    return (k.to(acc) * v.to(acc)).sum(dim=-2, keepdim=True)
 
 
 @_column_sums_op.register_fake
@@ -81,6 +86,11 @@ def _sdsa_v2_op(q: Tensor, k: Tensor, v: Tensor, scale: float) -> Tensor:
         pairs = ((ka != 0).sum(-1, dtype=torch.int64) * (va != 0).sum(-1, dtype=torch.int64)).sum()
         rows = torch.count_nonzero(qa) * q.shape[-1]
         energy.record("sdsa_v2", energy.SynapticOps(acs=int(pairs + rows)))
+    if q.device.type == "cuda" and q.dtype != torch.float64:
+        from accelkit.kernels.spike_attention.triton_kernels import MAX_D_V2, sdsa_v2_fwd
+
+        if q.shape[-1] <= MAX_D_V2:
+            return sdsa_v2_fwd(q, k, v, scale)
     return (torch.matmul(qa, torch.matmul(ka.transpose(-1, -2), va)) * scale).to(q.dtype)
 
 
