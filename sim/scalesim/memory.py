@@ -120,23 +120,22 @@ class UserRead:
 class _Window:
     """The resident prefetch sets as a count per address: how many of the sets in the window hold it.
 
-    Addresses map to dense ranks through a lookup table (operand addresses are a compact range). A demanded word
-    hits when its count is positive, one gather for a whole chunk of requests; advancing the window subtracts the
-    words of the sets it drops and adds those of the sets it takes, so the work is the words prefetched, not
-    the requests times the sets that hold a word (im2col repeats a word in up to R x S / stride^2 sets).
+    Counts are indexed by address minus the lowest prefetched one (operand addresses are a compact range). A
+    demanded word hits when its count is positive, one gather for a whole chunk of requests; advancing the window
+    subtracts the words of the sets it drops and adds those of the sets it takes, so the work is the words
+    prefetched, not the requests times the sets that hold a word (im2col repeats a word in up to R x S / stride^2
+    sets).
     """
 
     def __init__(self, seq: np.ndarray, set_words: int, n_active: int):
         self.n_sets = seq.size // set_words + 1
         self.set_words = set_words
         self.lo = int(seq.min())
-        present = np.bincount(seq - self.lo)
-        self.rank_of = np.cumsum(present > 0) - 1
-        self.rank_of[present == 0] = -1
-        self.seq_rank = self.rank_of[seq - self.lo]
+        self.seq = seq - self.lo
+        self.present = np.bincount(self.seq)
         # Every word prefetched once (GEMMs, every filter): no word repeats within a set range.
-        self.unique = int(present.max()) == 1
-        self.count = np.zeros(int(self.rank_of.max()) + 1, dtype=np.int64)
+        self.unique = int(self.present.max()) == 1
+        self.count = np.zeros(self.present.size, dtype=np.int64)
         self.start = 0
         self.n_active = n_active
         self._add(0, n_active, 1)
@@ -147,7 +146,7 @@ class _Window:
         for a, b in ((first, min(first + sets, self.n_sets)), (0, max(first + sets - self.n_sets, 0))):
             if b <= a:
                 continue
-            words = self.seq_rank[a * self.set_words : b * self.set_words]
+            words = self.seq[a * self.set_words : b * self.set_words]
             if self.unique:
                 self.count[words] += sign
             elif self.count.size < 8 * words.size:
@@ -161,17 +160,17 @@ class _Window:
         self._add(self.start + self.n_active, sets, 1)
         self.start = (self.start + sets) % self.n_sets
 
-    def ranks(self, addr: np.ndarray) -> np.ndarray:
-        idx = addr - self.lo
-        if idx.min() < 0 or idx.max() >= self.rank_of.size:
+    def check(self, addr: np.ndarray) -> None:
+        """Refuse a demand stream reaching outside the prefetched address range (words inside it that are never
+        prefetched are refused at their first miss)."""
+        if addr.size and (int(addr.min()) < self.lo or int(addr.max()) - self.lo >= self.count.size):
             raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
-        ranks = self.rank_of[idx]
-        if ranks.min() < 0:
-            raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
-        return ranks
 
-    def hits(self, ranks: np.ndarray) -> np.ndarray:
-        return self.count[ranks] > 0
+    def hits(self, addr: np.ndarray) -> np.ndarray:
+        return self.count[addr - self.lo] > 0
+
+    def prefetched(self, address: int) -> bool:
+        return bool(self.present[address - self.lo])
 
 
 def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int, total_words: int, bw: int) -> UserRead:
@@ -182,7 +181,7 @@ def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int,
     n_active = min(math.ceil(active / set_words), n_sets)
     n_prefetch = min(math.ceil((total_words - active) / set_words), n_sets - n_active)
     window = _Window(seq, set_words, n_active)
-    ranks = window.ranks(addr)
+    window.check(addr)
     events: list[int] = []
     p, n = 0, addr.size
     # Misses come one per prefetch, from a few to thousands of requests apart. Each NumPy pass scans four times the
@@ -190,18 +189,20 @@ def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int,
     chunk = 1 << 14
     while p < n:
         stop = min(n, p + chunk)
-        miss = np.flatnonzero(~window.hits(ranks[p:stop]))
+        miss = np.flatnonzero(~window.hits(addr[p:stop]))
         if miss.size == 0:
             p, chunk = stop, chunk * 2
             continue
         q = p + int(miss[0])
-        rank = ranks[q : q + 1]
+        if not window.prefetched(int(addr[q])):
+            raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
+        word = addr[q : q + 1]
         for _ in range(n_sets + 1):
             if n_prefetch == 0:
                 break
             window.advance(n_prefetch)
             events.append(int(rows[q]))
-            if window.hits(rank)[0]:
+            if window.hits(word)[0]:
                 break
         else:
             raise ValueError("read buffer window never reaches a demanded address")

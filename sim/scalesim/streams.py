@@ -182,6 +182,8 @@ def fold_requests(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[n
 def fold_demand(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
     addr, row, _ = fold_requests(geo, operand, f, offs)
     keep = addr >= 0
+    if keep.all():
+        return addr, row + f * geo.rows_per_fold
     return addr[keep], row[keep] + f * geo.rows_per_fold
 
 
@@ -320,11 +322,19 @@ def _tiles(folds: int, width: int, limit: int, height: int) -> tuple[np.ndarray,
 
 
 def _diagonal_rollout(mat: np.ndarray) -> np.ndarray:
-    """Anti-diagonals in order, each from its bottom row upwards: SCALE-Sim's prefetch order for skewed feeds."""
+    """Anti-diagonals in order, each from its bottom row upwards: SCALE-Sim's prefetch order for skewed feeds.
+
+    Diagonal d holds rows min(d, m - 1) down to max(0, d - n + 1); the flat indices are built directly, O(m n)
+    with no sort."""
     m, n = mat.shape
-    rr, cc = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
-    order = np.lexsort((-rr.ravel(), (rr + cc).ravel()))
-    return mat.ravel()[order]
+    d = np.arange(m + n - 1, dtype=np.int64)
+    top = np.minimum(d, m - 1)
+    counts = top - np.maximum(0, d - n + 1) + 1
+    starts = np.cumsum(counts) - counts
+    k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
+    diag = np.repeat(d, counts)
+    r = np.repeat(top, counts) - k
+    return mat.ravel()[r * n + diag - r]
 
 
 def unique_im2col(layer: CompatLayer) -> bool:

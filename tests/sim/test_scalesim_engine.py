@@ -15,6 +15,7 @@ from accelkit.sim.scalesim.engine import distinct_ifmap_words, simulate_compat
 from accelkit.sim.scalesim.streams import (
     CompatLayer,
     RowCounts,
+    _diagonal_rollout,
     fold_outputs,
     geometry,
     ifmap_addr,
@@ -256,3 +257,12 @@ def test_compat_workload_is_held_to_its_demand_row_budget(monkeypatch):
     monkeypatch.setattr(compat_engine, "COMPAT_MAX_DEMAND_ROWS", rows[0])
     report = simulate([layers[0], Gemm("again", 16, 16, 16)], hw, mode="compat")
     assert [r.name for r in report.layers] == ["g0", "again"]
+
+
+@given(m=st.integers(1, 12), n=st.integers(1, 12))
+def test_diagonal_rollout_is_anti_diagonals_bottom_up(m, n):
+    """SCALE-Sim's order: anti-diagonal by anti-diagonal, each from its bottom row upwards (a sort by (r + c, -r))."""
+    mat = np.arange(m * n).reshape(m, n) * 7 + 3
+    rr, cc = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
+    expected = mat.ravel()[np.lexsort((-rr.ravel(), (rr + cc).ravel()))]
+    assert (_diagonal_rollout(mat) == expected).all()
