@@ -59,6 +59,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
 
     from accelkit import ops
     from accelkit.demo_attention import attention_checks
+    from accelkit.demo_delta_rule import delta_rule_checks
     from accelkit.demo_fft_rpe import fft_rpe_checks
     from accelkit.demo_spike_attention import spike_attention_checks
     from accelkit.demo_spiking import spiking_checks
@@ -86,6 +87,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         *spiking_checks(_check),
         *spike_attention_checks(_check),
         *fft_rpe_checks(_check),
+        *delta_rule_checks(_check),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if good else "FAIL") for name, backend, (err, good) in checks]
 
