@@ -10,7 +10,8 @@ H_kv = 8, D = 128, fp16, 8k to 256k cached keys: lean_attention vs split_kv_atte
 same cache as [B, H, T, D] views). LIF: forward + backward of accelkit.ops.lif (Triton, CUDA C) against
 SpikingJelly 2.0's LIFNode(step_mode='m') (its own GPU kernel choice), N = 2^20 neurons, T in {4, 16, 32}, fp32.
 Times are medians of CUDA-event timings after warm-up calls. The last line is one JSON object with every figure
-(also `python bench/run.py gpu_check`, which prints it once more).
+(also `python bench/run.py gpu_check`, which prints it once more). Delta rule: chunk forward and forward + backward
+of accelkit.ops.delta_rule against fla's Triton chunk_delta_rule at fla's benchmark shapes (DELTA_RULE_SHAPES).
 """
 
 from __future__ import annotations
@@ -217,6 +218,54 @@ def wkv_case(
     return row
 
 
+# fla's delta-rule benchmark shapes (benchmarks/ops/benchmark_delta_rule.py before 046595a3,
+# ../shared/reference/delta_rule.md section 4): bf16, hidden 2048 = H * D, D in {64, 128, 256}, (B, T) below.
+DELTA_RULE_SHAPES = ((8, 2048), (4, 4096), (2, 8192))
+
+
+def _fla_chunk_delta_rule():
+    """fla's Triton chunk_delta_rule, None where fla-core is not installed."""
+    try:
+        from fla.ops.delta_rule import chunk_delta_rule
+    except ImportError:
+        return None
+    return chunk_delta_rule
+
+
+def delta_rule_case(
+    b: int,
+    t: int,
+    d: int,
+    repeats: int,
+    *,
+    hidden: int = 2048,
+    device: str = "cuda",
+    dtype: torch.dtype = torch.bfloat16,
+    timer: Callable = cuda_ms,
+) -> dict:
+    """Milliseconds of delta-rule chunk forward and forward + backward (chunk 64): accelkit.ops.delta_rule against
+    fla's Triton chunk_delta_rule on the same device (left out on a CPU or without fla), l2-normalised keys."""
+    import torch.nn.functional as F
+
+    from accelkit import ops
+
+    h = hidden // d
+    q, v = (torch.randn(b, t, h, d, device=device, dtype=dtype, requires_grad=True) for _ in range(2))
+    k = F.normalize(torch.randn(b, t, h, d, device=device, dtype=torch.float32), dim=-1).to(dtype).requires_grad_()
+    beta = torch.rand(b, t, h, device=device, dtype=dtype).requires_grad_()
+    do = torch.randn(b, t, h, d, device=device, dtype=dtype)
+    calls = {"ours": lambda: ops.delta_rule(q, k, v, beta)[0]}
+    fla = _fla_chunk_delta_rule() if device == "cuda" else None
+    if fla is not None:
+        calls["fla"] = lambda: fla(q, k, v, beta)[0]
+    row: dict = {"B": b, "T": t, "H": h, "D": d}
+    for name, call in calls.items():
+        with torch.no_grad():
+            row[f"{name}_fwd_ms"] = _sig(timer(call, repeats))
+        row[f"{name}_fwdbwd_ms"] = _sig(timer(lambda call=call: call().backward(do), repeats))
+    return row
+
+
 def _print_rows(title: str, rows: list[dict]) -> None:
     print(f"\n== {title}")
     keys = list(rows[0])
@@ -246,6 +295,8 @@ def run(argv: list[str]) -> dict:
     _print_rows("LIF fwd+bwd vs SpikingJelly, N = 2^20, fp32, ms", lif)
     wkv = [wkv_case(8, t, 768, args.repeats) for t in (256, 1024)]
     _print_rows("WKV fwd+bwd vs a PyTorch loop, B = 8, C = 768, fp32, ms", wkv)
+    delta = [delta_rule_case(b, t, d, args.repeats) for d in (64, 128, 256) for b, t in DELTA_RULE_SHAPES]
+    _print_rows("delta rule chunk fwd and fwd+bwd vs fla chunk_delta_rule, hidden 2048, bf16, ms", delta)
     ours, peer = _geomean([r["ours_fwd_tflops"] for r in flash]), _geomean([r["sdpa_fwd_tflops"] for r in flash])
     return {
         "name": "gpu_check",
@@ -259,6 +310,7 @@ def run(argv: list[str]) -> dict:
         "decode": decode,
         "lif": lif,
         "wkv": wkv,
+        "delta_rule": delta,
     }
 
 

@@ -426,3 +426,16 @@ def test_deltanet_layer_chunk_equals_recurrent_and_carries_state(use_gate):
     first, carried = plain(x[:, :25], return_state=True)
     second = plain(x[:, 25:], initial_state=carried)
     torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=2e-5, rtol=2e-5)
+
+
+def test_gpu_check_delta_rule_case_runs_on_cpu():
+    # bench/gpu_check.py's figure-gathering path at a tiny size, so a typo there shows here, not on the one GPU run.
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_check_delta", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    row = module.delta_rule_case(1, 40, 16, 1, hidden=32, device="cpu", dtype=torch.float32, timer=lambda fn, r: 1.0)
+    assert row == {"B": 1, "T": 40, "H": 2, "D": 16, "ours_fwd_ms": 1.0, "ours_fwdbwd_ms": 1.0}
