@@ -68,12 +68,27 @@ def _sram_trace(res: CompatRun, hw: Hardware, op: str, fh) -> None:
         block = np.full((per, lanes), -1, dtype=np.int64)
         block[row, lane] = addr
         rows = np.arange(per, dtype=np.int64) + f * per
-        np.savetxt(fh, np.column_stack((_served(res, rows, op), block)), fmt="%i", delimiter=",")
+        _write_rows(fh, np.column_stack((_served(res, rows, op), block)), "%i")
 
 
 def _write_float_rows(fh, cycles: np.ndarray, body: np.ndarray, width: int) -> None:
     pad = np.ones((body.shape[0], width - body.shape[1]))
-    np.savetxt(fh, np.column_stack((cycles.astype(float), body.astype(float), pad)), fmt="%s", delimiter=",")
+    _write_rows(fh, np.column_stack((cycles.astype(float), body.astype(float), pad)), "%s")
+
+
+# Rows formatted per write: one %-format over 2^16 values keeps the text of a write to about a megabyte.
+_VALUES_PER_WRITE = 1 << 16
+
+
+def _write_rows(fh, mat: np.ndarray, fmt: str) -> None:
+    """np.savetxt(fh, mat, fmt=fmt, delimiter=",") byte for byte, streamed in blocks of rows: one string format
+    over a block's values instead of one per row (savetxt's cost is its per-row Python formatting)."""
+    rows, cols = mat.shape
+    line = ",".join([fmt] * cols) + "\n"
+    step = max(1, _VALUES_PER_WRITE // max(cols, 1))
+    for i in range(0, rows, step):
+        part = mat[i : i + step]
+        fh.write((line * part.shape[0]) % tuple(part.ravel().tolist()))
 
 
 def _calc_groups(res: CompatRun, op: str) -> list[np.ndarray]:
