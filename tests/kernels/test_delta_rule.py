@@ -437,5 +437,12 @@ def test_gpu_check_delta_rule_case_runs_on_cpu():
     spec = importlib.util.spec_from_file_location("bench_gpu_check_delta", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    row = module.delta_rule_case(1, 40, 16, 1, hidden=32, device="cpu", dtype=torch.float32, timer=lambda fn, r: 1.0)
+    runs = []
+
+    def timer(fn, repeats):
+        runs.append(fn())
+        return 1.0
+
+    row = module.delta_rule_case(1, 40, 16, 1, hidden=32, device="cpu", dtype=torch.float32, timer=timer)
     assert row == {"B": 1, "T": 40, "H": 2, "D": 16, "ours_fwd_ms": 1.0, "ours_fwdbwd_ms": 1.0}
+    assert runs[0].shape == (1, 40, 2, 16) and bool(torch.isfinite(runs[0]).all())
