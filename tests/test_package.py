@@ -94,13 +94,14 @@ def test_demo_prints_decode_section():
 
 def test_demo_without_triton_leaves_out_the_triton_rows_and_passes(monkeypatch):
     """`pip install .` after torch, without the kernels extra, has no triton: the CPU rows must still run."""
-    from accelkit import demo, demo_attention
+    from accelkit import demo, demo_attention, demo_spike_attention
 
     def no_triton(module: str) -> bool:
         return module != "triton"
 
     monkeypatch.setattr(demo, "available", no_triton)
     monkeypatch.setattr(demo_attention, "available", no_triton)
+    monkeypatch.setattr(demo_spike_attention, "available", no_triton)
     rows = demo._op_checks()
     assert not [row for row in rows if row[1] == "triton"]
     assert {"binary_matmul fwd", "BinaryLinear eval"} <= {row[0] for row in rows}
