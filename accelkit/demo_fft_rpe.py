@@ -52,8 +52,7 @@ def _triton_checks(check: Callable, gen) -> list[Check]:
     top, _ = prf_row_max(x, w)
     logits = ref.feature_logits(x.double().cpu().numpy(), w.double().cpu().numpy())
     want = np.exp(logits - logits.max(-1, keepdims=True)) / np.sqrt(M)
-    backend = "cuda (Triton)" if device == "cuda" else "Triton interpreter"
-    return [("rpe_kernel_attention phi (Triton)", backend, check(want, prf_forward(x, w, top)))]
+    return [("rpe_kernel_attention phi (Triton)", "triton", check(want, prf_forward(x, w, top)))]
 
 
 def fft_rpe_checks(check: Callable) -> list[Check]:
