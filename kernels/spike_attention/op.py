@@ -127,16 +127,21 @@ def _sign(w: Tensor) -> Tensor:
     return torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
 
 
-def _spike_gemm(s: Tensor, w: Tensor) -> Tensor:
-    """int32 [..., N] = (s > 0) @ sign(w).T from packed bits."""
-    # -s packs a set bit (x < 0) exactly where s > 0; -0.0 >= 0 packs 0.
-    if s.device.type == "cuda":
-        from accelkit.kernels.binary.triton_kernels import binary_gemm_fwd, binary_pack_fwd
+def spike_gemm_triton(s: Tensor, w: Tensor) -> Tensor:
+    """int32 [..., N] = (s > 0) @ sign(w).T on kernels/binary's Triton pack and XOR GEMM (the CUDA path)."""
+    from accelkit.kernels.binary.triton_kernels import binary_gemm_fwd, binary_pack_fwd
 
-        s_bits, w_bits = binary_pack_fwd(-s, _WORD_BITS), binary_pack_fwd(w, _WORD_BITS)
-        # The XOR GEMM gives a.w for a = 1 - 2 s (bit 1 = -1 = spike), so s.w = (sum(sign w) - a.w) / 2.
-        xnor = binary_gemm_fwd(s_bits, w_bits, s.shape[-1])
-        return torch.div(_sign(w).sum(-1, dtype=torch.int32) - xnor, 2, rounding_mode="floor")
+    # -s packs a set bit (x < 0) exactly where s > 0; -0.0 >= 0 packs 0.
+    s_bits, w_bits = binary_pack_fwd(-s, _WORD_BITS), binary_pack_fwd(w, _WORD_BITS)
+    # The XOR GEMM gives a.w for a = 1 - 2 s (bit 1 = -1 = spike), so s.w = (sum(sign w) - a.w) / 2.
+    xnor = binary_gemm_fwd(s_bits, w_bits, s.shape[-1])
+    return torch.div(_sign(w).sum(-1, dtype=torch.int32) - xnor, 2, rounding_mode="floor")
+
+
+def _spike_gemm(s: Tensor, w: Tensor) -> Tensor:
+    """int32 [..., N] = (s > 0) @ sign(w).T from packed bits: C++ AND-popcount on the CPU, Triton XOR on CUDA."""
+    if s.device.type == "cuda":
+        return spike_gemm_triton(s, w)
     from accelkit.kernels.binary.cpu import binary_pack_cpu, spike_gemm_cpu
 
     return spike_gemm_cpu(binary_pack_cpu(-s, _WORD_BITS), binary_pack_cpu(w, _WORD_BITS))

@@ -70,3 +70,24 @@ def test_ops_on_cuda_match_oracle(dtype, d):
         out.backward(grad)
         for g_name, x, g in zip("qkv", (q, k, v), ref_grads(*_np(q, k, v, grad)), strict=True):
             assert_close(f"{name} grad {g_name}", g, x.grad)
+
+
+@settings(max_examples=5)
+@given(
+    lead=st.one_of(st.just(()), st.tuples(st.integers(0, 3))),
+    n=sizes(40),
+    k=sizes(150),
+    dtype=st.sampled_from(FLOAT_DTYPES),
+    seed=seeds,
+)
+def test_spike_gemm_triton_matches_oracle(lead, n, k, dtype, seed):
+    # The CUDA path of spike_binary_matmul: kernels/binary's Triton pack and XOR GEMM, and the identity
+    # s.w = (sum(sign w) - (1 - 2 s).w) / 2.
+    from accelkit.kernels.spike_attention.op import spike_gemm_triton
+
+    s = _spikes((*lead, k), dtype, seed)
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, k, generator=gen).to(dtype).to(DEVICE)
+    out = spike_gemm_triton(s, w)
+    assert out.dtype == torch.int32 and out.shape == (*lead, n)
+    assert_close("spike_gemm_triton", reference.spike_binary_matmul(*_np(s, w)).astype("int64"), out)
