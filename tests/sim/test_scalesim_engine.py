@@ -21,6 +21,7 @@ from accelkit.sim.scalesim.streams import (
     ifmap_addr,
     unique_im2col,
 )
+from accelkit.sim.scalesim.traces import _write_float_rows, _write_rows
 from accelkit.sim.workloads import Conv, Gemm
 
 dims = st.integers(1, 40)
@@ -266,3 +267,22 @@ def test_diagonal_rollout_is_anti_diagonals_bottom_up(m, n):
     rr, cc = np.meshgrid(np.arange(m), np.arange(n), indexing="ij")
     expected = mat.ravel()[np.lexsort((-rr.ravel(), (rr + cc).ravel()))]
     assert (_diagonal_rollout(mat) == expected).all()
+
+
+@pytest.mark.parametrize("big", [False, True])
+def test_trace_rows_are_savetxt_bytes(big, tmp_path):
+    """Traces format rows in blocks; the text must be np.savetxt's, integers and floats (10^16 and up in exponent
+    form, as str() writes them) alike."""
+    rng = np.random.default_rng(0)
+    body = rng.integers(-1, 10**7, size=(70_000, 3)) * (10**11 if big else 1)
+    cycles = np.arange(body.shape[0]) - 5
+    with open(tmp_path / "ours.csv", "w") as fh:
+        _write_float_rows(fh, cycles, body, 5)
+    with open(tmp_path / "ints.csv", "w") as fh:
+        _write_rows(fh, body, "%i")
+    pad = np.ones((body.shape[0], 2))
+    expected = np.column_stack((cycles.astype(float), body.astype(float), pad))
+    np.savetxt(tmp_path / "peer.csv", expected, fmt="%s", delimiter=",")
+    np.savetxt(tmp_path / "peer_ints.csv", body, fmt="%i", delimiter=",")
+    assert (tmp_path / "ours.csv").read_text() == (tmp_path / "peer.csv").read_text()
+    assert (tmp_path / "ints.csv").read_text() == (tmp_path / "peer_ints.csv").read_text()
