@@ -253,6 +253,15 @@ bool valid_params(const NeuronParams& p) {
 
 int64_t num_chunks(int64_t n, int64_t w) { return (n + w - 1) / w; }
 
+// Below 2^16 elements (256 KiB of fp32) a call takes microseconds and waking a second thread costs more than it
+// saves; on a shared host the wait for a descheduled thread at the region's barrier can take milliseconds.
+constexpr int64_t kParallelMinElems = int64_t{1} << 16;
+
+int thread_count(int threads, int64_t t, int64_t n) {
+  if (t * n < kParallelMinElems) return 1;
+  return threads > 0 ? threads : max_threads();
+}
+
 template <typename S>
 Status run_forward(const ForwardArgs<S>& a, const NeuronParams& p, Isa isa, int threads) {
   if (!valid_params(p) || a.t < 0 || a.n < 0 || (a.t * a.n > 0 && (!a.x || !a.spikes))) return Status::bad_argument;
@@ -264,7 +273,7 @@ Status run_forward(const ForwardArgs<S>& a, const NeuronParams& p, Isa isa, int 
   const Consts<S> c(p);
   const int64_t w = kMaxChunk;
   const int64_t chunks = num_chunks(a.n, w);
-  const int nt = threads > 0 ? threads : max_threads();
+  const int nt = thread_count(threads, a.t, a.n);
 #pragma omp parallel for schedule(static) num_threads(nt)
   for (int64_t ci = 0; ci < chunks; ++ci) {
     const int64_t n0 = ci * w;
@@ -297,7 +306,7 @@ Status run_backward(const BackwardArgs<S>& a, const NeuronParams& p, Isa isa, in
   // Each chunk sums its decay gradient into its own slot, and the slots are added in chunk order afterwards, so the
   // result does not depend on the thread count.
   std::vector<double> parts(a.grad_decay ? chunks : 0, 0.0);
-  const int nt = threads > 0 ? threads : max_threads();
+  const int nt = thread_count(threads, a.t, a.n);
 #pragma omp parallel num_threads(nt)
   {
     std::vector<S> scratch(a.h_seq ? 0 : a.t * w);

@@ -139,8 +139,9 @@ def test_isa_and_saved_h_paths_agree():
     changes nothing; the paths agree with each other to fp32's tolerance (AVX2 contracts a * b + c into FMAs)."""
     from accelkit.kernels.spiking import cpu
 
-    x = grid((6, 2053), 4)
-    gs = grid((6, 2053), 5, lo=-8, hi=8)
+    # 5 x 13109 >= 2^16 elements, the size from which the kernels use more than one thread.
+    x = grid((5, 13109), 4)
+    gs = grid((5, 13109), 5, lo=-8, hi=8)
     opts = dict(decay=0.5, decay_input=True, v_threshold=1.0, v_reset=0.0)
     bopts = dict(want_decay=True, surrogate="sigmoid", alpha=4.0, detach_reset=False, **opts)
     isas = ["scalar"] + (["avx2"] if cpu.isa_supported("avx2") else [])
