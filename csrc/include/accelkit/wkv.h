@@ -60,9 +60,15 @@ ACCELKIT_WKV_HD double exp_nonpos(double x) {
 #endif
 }
 
+// max(a, b), and e^{a - max}, e^{b - max} through one exp: one of the two is e^0 = 1 exactly.
 template <class T>
-ACCELKIT_WKV_HD T max2(T a, T b) {
-  return a > b ? a : b;
+ACCELKIT_WKV_HD T fold_max(T a, T b, T& ea, T& eb) {
+  const T d = a - b;
+  const bool a_wins = d >= T(0);
+  const T e = exp_nonpos(a_wins ? -d : d);
+  ea = a_wins ? T(1) : e;
+  eb = a_wins ? e : T(1);
+  return a_wins ? a : b;
 }
 
 // The running sums of one channel: a = p e^o (weighted values) and b = q e^o (weights); for the gradient of w also
@@ -86,10 +92,8 @@ struct Step {
 // Output of step t from the carry of steps < t: no = max(o, u + k) scales both terms of the ratio.
 template <class T>
 ACCELKIT_WKV_HD Step<T> output(const Carry<T>& c, T u, T k, T v) {
-  const T uk = u + k;
-  const T no = max2(c.o, uk);
-  const T e_old = exp_nonpos(c.o - no);
-  const T e_new = exp_nonpos(uk - no);
+  T e_old, e_new;
+  const T no = fold_max(c.o, u + k, e_old, e_new);
   const T den = e_old * c.q + e_new;
   return Step<T>{(e_old * c.p + e_new * v) / den, no, den, e_old, e_new};
 }
@@ -97,9 +101,8 @@ ACCELKIT_WKV_HD Step<T> output(const Carry<T>& c, T u, T k, T v) {
 // Folds step t into the carry: a_{t+1} = e^w a_t + e^{k_t} v_t, b likewise, a'_{t+1} = e^w (a'_t + a_t).
 template <class T>
 ACCELKIT_WKV_HD void advance(Carry<T>& c, T w, T k, T v, bool ages) {
-  const T no = max2(w + c.o, k);
-  const T e_old = exp_nonpos(w + c.o - no);
-  const T e_new = exp_nonpos(k - no);
+  T e_old, e_new;
+  const T no = fold_max(w + c.o, k, e_old, e_new);
   if (ages) {
     c.dp = e_old * (c.dp + c.p);
     c.dq = e_old * (c.dq + c.q);
@@ -133,9 +136,8 @@ ACCELKIT_WKV_HD void later_grads(const ReverseCarry<T>& rc, T k, T v, T& gk, T& 
 // Folds step t into the reverse carry: A_{t-1} = e^w A_t + g_t / D_t with g_t / D_t = (g_t / den) e^{-no}.
 template <class T>
 ACCELKIT_WKV_HD void retreat(ReverseCarry<T>& rc, T w, T g_over_den, T y, T no) {
-  const T nr = max2(w + rc.r, -no);
-  const T e_old = exp_nonpos(w + rc.r - nr);
-  const T e_new = exp_nonpos(-no - nr);
+  T e_old, e_new;
+  const T nr = fold_max(w + rc.r, -no, e_old, e_new);
   rc.alpha = e_old * rc.alpha + e_new * g_over_den;
   rc.beta = e_old * rc.beta + e_new * g_over_den * y;
   rc.r = nr;
