@@ -6,9 +6,9 @@ Both are timed as a user calls them: the op on leaf tensors, then .backward() of
 gradients of w, u, k and v computed. Each timing is the median of --repeats calls after one warm-up call (the peer,
 a few seconds a call, gets --peer-repeats); min and max are reported too, because the CPUs may be shared.
 
-Work: the recurrence does about 24 flops and 4 exp per (b, t, c) forward (output and carry update) and about
-twice that backward (the carries again, then the reverse pass); "flops" counts the 72 flops and "ops" the 12 exps
-besides. Bytes are the minimum: forward reads k, v and writes y, backward reads k, v, gy and writes gk, gv
+Work: the recurrence does about 24 flops and 2 exps per (b, t, c) forward (output and carry update, one exp per
+max-and-rescale) and about twice the flops and 5 exps backward (the carries again, then the reverse pass); "flops"
+counts the 72 flops and "ops" the 7 exps besides. Bytes are the minimum: forward reads k, v and writes y, backward reads k, v, gy and writes gk, gv
 (8 B T C 4 bytes; w, u and their gradients are C-sized).
 """
 
@@ -24,7 +24,7 @@ from accelkit.kernels.wkv.loop import wkv_loop
 from accelkit.timing import sample_seconds
 
 FLOPS_PER_STEP = 72
-EXPS_PER_STEP = 12
+EXPS_PER_STEP = 7
 
 
 def _timed(fn, repeats: int) -> dict:
