@@ -95,7 +95,9 @@ def measure_host(*, matmul_n: int = 2048, reduce_mib: int = 512, repeats: int = 
     """(fp32 FLOP/s of an n x n x n torch matmul, read bytes/s of a sum over `reduce_mib` MiB), best of `repeats`.
 
     The best rather than the median: a roof is what the machine can do, and other jobs only ever slow it."""
-    import torch
+    from accelkit._optional import require
+
+    torch = require("torch", feature="measuring this machine's roofs (--device host)")
 
     a = torch.randn(matmul_n, matmul_n)
     b = torch.randn(matmul_n, matmul_n)
