@@ -23,6 +23,15 @@ EMPTY_OFFSET = tl.constexpr(-1e38)
 
 
 @triton.jit
+def _fold_max(a, b):
+    """(max(a, b), e^{a - max}, e^{b - max}) through one exp: one of the two factors is e^0 = 1."""
+    d = a - b
+    a_wins = d >= 0
+    e = tl.exp(tl.where(a_wins, -d, d))
+    return tl.where(a_wins, a, b), tl.where(a_wins, 1.0, e), tl.where(a_wins, e, 1.0)
+
+
+@triton.jit
 def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, T, C, BLOCK_C: tl.constexpr):
     i_b = tl.program_id(0)
     i_c = tl.program_id(1)
@@ -41,14 +50,9 @@ def wkv_fwd_kernel(w_ptr, u_ptr, k_ptr, v_ptr, y_ptr, T, C, BLOCK_C: tl.constexp
     for _ in range(T):
         b_k = tl.load(p_k, mask=m_c, other=0.0)
         b_v = tl.load(p_v, mask=m_c, other=0.0)
-        b_uk = b_u + b_k
-        b_no = tl.maximum(b_o, b_uk)
-        b_e1 = tl.exp(b_o - b_no)
-        b_e2 = tl.exp(b_uk - b_no)
+        _, b_e1, b_e2 = _fold_max(b_o, b_u + b_k)
         tl.store(p_y, (b_e1 * b_p + b_e2 * b_v) / (b_e1 * b_q + b_e2), mask=m_c)
-        b_no = tl.maximum(b_w + b_o, b_k)
-        b_e1 = tl.exp(b_w + b_o - b_no)
-        b_e2 = tl.exp(b_k - b_no)
+        b_no, b_e1, b_e2 = _fold_max(b_w + b_o, b_k)
         b_p = b_e1 * b_p + b_e2 * b_v
         b_q = b_e1 * b_q + b_e2
         b_o = b_no
@@ -80,10 +84,7 @@ def wkv_bwd_kernel(
         b_k = tl.load(k_ptr + o_row, mask=m_c, other=0.0)
         b_v = tl.load(v_ptr + o_row, mask=m_c, other=0.0)
         b_g = tl.load(gy_ptr + o_row, mask=m_c, other=0.0)
-        b_uk = b_u + b_k
-        b_no = tl.maximum(b_o, b_uk)
-        b_e1 = tl.exp(b_o - b_no)
-        b_e2 = tl.exp(b_uk - b_no)
+        b_no, b_e1, b_e2 = _fold_max(b_o, b_u + b_k)
         b_den = b_e1 * b_q + b_e2
         b_y = (b_e1 * b_p + b_e2 * b_v) / b_den
         b_gd = b_g / b_den
@@ -93,9 +94,7 @@ def wkv_bwd_kernel(
         tl.store(ys_ptr + o_row, b_y, mask=m_c)
         tl.store(gk_ptr + o_row, b_no, mask=m_c)
         tl.store(gv_ptr + o_row, b_gd, mask=m_c)
-        b_no = tl.maximum(b_w + b_o, b_k)
-        b_e1 = tl.exp(b_w + b_o - b_no)
-        b_e2 = tl.exp(b_k - b_no)
+        b_no, b_e1, b_e2 = _fold_max(b_w + b_o, b_k)
         b_dp = b_e1 * (b_dp + b_p)
         b_dq = b_e1 * (b_dq + b_q)
         b_p = b_e1 * b_p + b_e2 * b_v
@@ -121,9 +120,7 @@ def wkv_bwd_kernel(
         b_own = b_gd * tl.exp(b_u + b_k - b_no)
         tl.store(gv_ptr + o_row, b_own + b_alpha * b_later, mask=m_c)
         tl.store(gk_ptr + o_row, b_own * (b_v - b_y) + (b_v * b_alpha - b_beta) * b_later, mask=m_c)
-        b_nr = tl.maximum(b_w + b_r, -b_no)
-        b_e1 = tl.exp(b_w + b_r - b_nr)
-        b_e2 = tl.exp(-b_no - b_nr)
+        b_nr, b_e1, b_e2 = _fold_max(b_w + b_r, -b_no)
         b_alpha = b_e1 * b_alpha + b_e2 * b_gd
         b_beta = b_e1 * b_beta + b_e2 * b_gd * b_y
         b_r = b_nr
