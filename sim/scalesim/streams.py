@@ -205,8 +205,19 @@ def fold_outputs(geo: Geometry, f: int, offset: int) -> tuple[np.ndarray, np.nda
 
 def demand_stream(geo: Geometry, operand: str, offs: Offsets) -> tuple[np.ndarray, np.ndarray]:
     """(addresses, demand rows) of every IFMAP or filter SRAM read, in SCALE-Sim's service order."""
-    parts = [fold_demand(geo, operand, f, offs) for f in range(geo.grid.count)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    # Folds with one tile key read the same words in the same order at the same rows of their fold (fold_tiles),
+    # so each tile is generated once: a WS IFMAP tile serves every column fold.
+    keys, _ = fold_tiles(geo, operand)
+    per = geo.rows_per_fold
+    tiles: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    addrs, rows = [], []
+    for f, key in enumerate(keys.tolist()):
+        if key not in tiles:
+            addr, row = fold_demand(geo, operand, f, offs)
+            tiles[key] = (addr, row - f * per)
+        addrs.append(tiles[key][0])
+        rows.append(tiles[key][1] + f * per)
+    return np.concatenate(addrs), np.concatenate(rows)
 
 
 def _fold_write_counts(geo: Geometry, used_rows: int, used_cols: int) -> np.ndarray:
