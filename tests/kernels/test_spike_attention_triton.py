@@ -91,3 +91,17 @@ def test_spike_gemm_triton_matches_oracle(lead, n, k, dtype, seed):
     out = spike_gemm_triton(s, w)
     assert out.dtype == torch.int32 and out.shape == (*lead, n)
     assert_close("spike_gemm_triton", reference.spike_binary_matmul(*_np(s, w)).astype("int64"), out)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+def test_spike_binary_matmul_on_cuda_matches_oracle(dtype):
+    s = _spikes((3, 17, 200), dtype, 1, device="cuda").requires_grad_()
+    w = torch.randn(33, 200, device="cuda").to(dtype).requires_grad_()
+    out = ops.spike_binary_matmul(s, w)
+    assert_close("spike_binary_matmul", reference.spike_binary_matmul(*_np(s, w)), out, dtype=torch.float64)
+    grad = torch.randn(out.shape, device="cuda", dtype=dtype)
+    out.backward(grad)
+    ref_s, ref_w = reference.spike_binary_matmul_grads(*_np(s, w, grad))
+    assert_close("grad s", ref_s, s.grad)
+    assert_close("grad w", ref_w, w.grad)
