@@ -21,6 +21,7 @@
 #include "accelkit/attention.h"
 #include "accelkit/binary.h"
 #include "accelkit/cpu_features.h"
+#include "accelkit/delta_rule.h"
 #include "accelkit/spiking.h"
 #include "accelkit/wkv.h"
 
@@ -814,6 +815,71 @@ void wkv_backward(const py::object& w_obj, const py::object& u_obj, const py::ob
   if (status != aw::Status::ok) fail("wkv_backward: invalid arguments");
 }
 
+
+// --- delta rule (csrc/delta_rule.cpp) ---------------------------------------------------------------------------
+
+// A C-contiguous float32 array of exactly `shape`.
+py::array dr_array(const py::object& obj, const std::string& name, const std::vector<py::ssize_t>& shape,
+                   bool output) {
+  py::array a = as_nd_array(obj, name, static_cast<int>(shape.size()));
+  if (!is_dtype(a, 'f', 4)) fail(name + " must be float32, got " + dtype_str(a));
+  output ? require_output(a, name) : require_contiguous(a, name);
+  for (size_t d = 0; d < shape.size(); ++d)
+    if (a.shape(static_cast<py::ssize_t>(d)) != shape[d]) fail(name + " has the wrong shape " + shape_str(a));
+  return a;
+}
+
+void delta_rule_recurrent(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj,
+                          const py::object& beta_obj, const py::object& g_obj, const py::object& h0_obj,
+                          const py::object& cu_obj, const py::object& o_obj, const py::object& ht_obj, double scale,
+                          int threads) {
+  const py::array q0 = as_nd_array(q_obj, "q", 3), v0 = as_nd_array(v_obj, "v", 3);
+  const py::ssize_t rows = q0.shape(0), heads = q0.shape(1), kd = q0.shape(2), vd = v0.shape(2);
+  if (kd < 1 || vd < 1) fail("the head dims K and V must be >= 1");
+  const py::array q = dr_array(q_obj, "q", {rows, heads, kd}, false);
+  const py::array k = dr_array(k_obj, "k", {rows, heads, kd}, false);
+  const py::array v = dr_array(v_obj, "v", {rows, heads, vd}, false);
+  const py::array beta = dr_array(beta_obj, "beta", {rows, heads}, false);
+  const py::array cu = as_nd_array(cu_obj, "cu_seqlens", 1);
+  if (cu.shape(0) < 1) fail("cu_seqlens must have N + 1 >= 1 entries");
+  const int64_t n = cu.shape(0) - 1;
+  const int64_t* offsets = int64_vector(cu, "cu_seqlens", n + 1);
+  if (offsets[0] != 0 || offsets[n] != rows) fail("cu_seqlens must start at 0 and end at the number of rows");
+  for (int64_t i = 0; i < n; ++i)
+    if (offsets[i + 1] < offsets[i]) fail("cu_seqlens must never decrease");
+  std::vector<std::pair<const py::array*, const char*>> inputs{{&q, "q"}, {&k, "k"}, {&v, "v"}, {&beta, "beta"}};
+  py::array g, h0;
+  if (!g_obj.is_none()) {
+    g = dr_array(g_obj, "g", {rows, heads}, false);
+    inputs.emplace_back(&g, "g");
+  }
+  if (!h0_obj.is_none()) {
+    h0 = dr_array(h0_obj, "initial_state", {n, heads, kd, vd}, false);
+    inputs.emplace_back(&h0, "initial_state");
+  }
+  py::array o = dr_array(o_obj, "o", {rows, heads, vd}, true);
+  py::array ht = dr_array(ht_obj, "final_state", {n, heads, kd, vd}, true);
+  for (const auto& [src, name] : inputs) {
+    require_disjoint(o, *src, "o", name);
+    require_disjoint(ht, *src, "final_state", name);
+  }
+  require_disjoint(o, ht, "o", "final_state");
+  require_threads(threads);
+  const accelkit::delta_rule::Problem p{n, heads, kd, vd, offsets,
+                                        static_cast<const float*>(q.data()), static_cast<const float*>(k.data()),
+                                        static_cast<const float*>(v.data()), static_cast<const float*>(beta.data()),
+                                        g_obj.is_none() ? nullptr : static_cast<const float*>(g.data()),
+                                        h0_obj.is_none() ? nullptr : static_cast<const float*>(h0.data()),
+                                        static_cast<float>(scale)};
+  accelkit::delta_rule::Status status;
+  {
+    py::gil_scoped_release release;
+    status = accelkit::delta_rule::forward(p, static_cast<float*>(o.mutable_data()),
+                                           static_cast<float*>(ht.mutable_data()), threads);
+  }
+  if (status != accelkit::delta_rule::Status::ok) fail("delta_rule_recurrent: invalid arguments");
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -904,6 +970,12 @@ PYBIND11_MODULE(_C, m) {
   m.def("spiking_isa_supported",
         [](const std::string& isa) { return isa_available(isa, accelkit::spiking::isa_supported); });
 
+  m.def("delta_rule_recurrent", &delta_rule_recurrent, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("beta"),
+        py::arg("g"), py::arg("initial_state"), py::arg("cu_seqlens"), py::arg("o"), py::arg("final_state"),
+        py::arg("scale"), py::arg("threads") = 0,
+        "The delta rule's token recurrence: o [rows, H, V] and final_state [N, H, K, V] from float32 C-contiguous "
+        "q, k [rows, H, K], v [rows, H, V], beta and g (or None) [rows, H], initial_state [N, H, K, V] (or None) and "
+        "int64 prefix sums cu_seqlens [N + 1].");
   m.def("wkv_forward", &wkv_forward, py::arg("w"), py::arg("u"), py::arg("k"), py::arg("v"), py::arg("y"),
         py::arg("threads") = 0,
         "SpikeGPT's WKV: y [B, T, C] from w, u [C] and k, v [B, T, C], all float32 or all float64, C-contiguous.");

@@ -1,15 +1,16 @@
 """CPU path of delta_rule in PyTorch: the chunkwise WY form batched over sequences, heads and chunks, with one
 short Python loop over chunks for the state pass (never over tokens), and the token recurrence for mode="recurrent".
 
-Every intra-chunk product (K K^T, the unit-lower-triangular solve for W and U, Q K^T) is one batched call over all
-chunks at once; only `V' = U - W S`, `S <- gamma_C S + Kd^T V'` run chunk after chunk. Sequences are laid out as
-[N, H, T_pad, D] with T padded to a multiple of the chunk: a padded token has k = v = q = 0, beta = 0 and g = 0, so
-it leaves the state unchanged (its rows of A, W and U are zero) and its output is dropped. Varlen inputs are
-gathered into that layout, so sequences never share a chunk.
+mode="recurrent" runs the C++ token loop (csrc/delta_rule.cpp) when the extension is built, the PyTorch one
+otherwise. Every intra-chunk product (K K^T, the unit-lower-triangular inverse, W and U, Q K^T) is one batched call
+over all chunks at once; only `V' = U - W S` and `S <- gamma_C S + Kd^T V'` run chunk after chunk. Sequences
+are laid out as [N, H, T_pad, D] with T padded to a multiple of the chunk: a padded token has k = v = q = 0,
+beta = 0 and g = 0, so it leaves the state unchanged (its rows of A, W and U are zero) and its output is dropped.
+Varlen inputs are gathered into that layout, so sequences never share a chunk.
 
 Arithmetic is float32 (16-bit inputs are widened, as the Triton kernels accumulate); the state is float32. The
-backward recomputes the forward under autograd (the chunk states, T/C x K x V per head, are the largest saved
-tensors besides the T x C intra-chunk matrices) and differentiates it: README.md gives the measured cost.
+backward (`chunk_backward`, README.md "Backward") recomputes the chunk states, runs the state gradient backwards
+over chunks, then computes every input gradient for all chunks at once.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from accelkit._native import available as native_available
+from accelkit._native import native
 from accelkit.kernels.delta_rule.args import Problem
 from accelkit.kernels.delta_rule.reference import L2_EPS
 
@@ -255,9 +258,30 @@ def delta_rule_cpu(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem) -> tu
         q, k = l2norm(q.float()), l2norm(k.float())
     if p.mode == "chunk":
         o, state = chunk_forward(*_padded_inputs(q, k, v, beta, g, h0, cu, p, p.chunk_size), p.chunk_size)
+    elif native_available():
+        return recurrent_native(q, k, v, beta, g, h0, cu, p, dtype)
     else:
         o, state = recurrent_forward(*_padded_inputs(q, k, v, beta, g, h0, cu, p, 1))
     return from_padded(o, cu, p.seqlen).to(dtype).contiguous(), state.contiguous()
+
+
+def recurrent_native(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem, dtype) -> tuple[Tensor, Tensor]:
+    """mode="recurrent" through the C++ token loop (csrc/delta_rule.cpp): float32 rows [B * T, H, D] in, one program
+    per (sequence, head) with its state in the final-state output."""
+    rows = q.shape[0] * q.shape[1]
+
+    def flat(x: Tensor) -> Tensor:
+        return x.reshape(rows, *x.shape[2:]).float().contiguous()
+
+    offsets = cu if cu is not None else [i * p.seqlen for i in range(p.batch + 1)]
+    o = torch.empty(rows, p.heads, p.value_dim)
+    state = torch.empty(p.batch, p.heads, p.key_dim, p.value_dim)
+    h0c = None if h0 is None else h0.float().contiguous().numpy()
+    native().delta_rule_recurrent(flat(q).numpy(), flat(k).numpy(), flat(v).numpy(), flat(beta).numpy(),
+                                  None if g is None else flat(g).numpy(), h0c,
+                                  torch.tensor(offsets, dtype=torch.int64).numpy(), o.numpy(), state.numpy(),
+                                  p.scale)  # fmt: skip
+    return o.reshape(*q.shape[:3], p.value_dim).to(dtype), state
 
 
 def l2norm_backward(x: Tensor, dy: Tensor) -> Tensor:

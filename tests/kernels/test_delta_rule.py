@@ -446,3 +446,44 @@ def test_gpu_check_delta_rule_case_runs_on_cpu():
     row = module.delta_rule_case(1, 40, 16, 1, hidden=32, device="cpu", dtype=torch.float32, timer=timer)
     assert row == {"B": 1, "T": 40, "H": 2, "D": 16, "ours_fwd_ms": 1.0, "ours_fwdbwd_ms": 1.0}
     assert runs[0].shape == (1, 40, 2, 16) and bool(torch.isfinite(runs[0]).all())
+
+
+# --- mode="recurrent" on the CPU: the C++ token loop and its PyTorch fallback --------------------------------------
+def test_recurrent_pytorch_fallback_matches_oracle(monkeypatch):
+    from accelkit.kernels.delta_rule import cpu
+
+    monkeypatch.setattr(cpu, "native_available", lambda: False)
+    case = Case((9, 0, 20), True, 2, 16, 24, True, True, 0.5, True, 16, "recurrent", "strided", 4)
+    x = make_inputs(case, torch.float32)
+    check_against_oracle(case, x, run_op(case, x), torch.float32)
+
+
+def test_native_recurrent_binding_refuses_bad_arrays():
+    from accelkit._native import available, native
+
+    if not available():
+        pytest.skip("accelkit._C is not built")
+    rows, h, kd, vd = 5, 2, 3, 4
+    f32 = np.float32
+    good = {"q": np.zeros((rows, h, kd), f32), "k": np.zeros((rows, h, kd), f32), "v": np.zeros((rows, h, vd), f32),
+            "beta": np.zeros((rows, h), f32), "g": None, "initial_state": None,
+            "cu_seqlens": np.array([0, 2, 5], np.int64), "o": np.zeros((rows, h, vd), f32),
+            "final_state": np.zeros((2, h, kd, vd), f32), "scale": 1.0}  # fmt: skip
+    native().delta_rule_recurrent(**good)
+    bad = [
+        ("q must be float32", {"q": np.zeros((rows, h, kd))}),
+        ("k has the wrong shape", {"k": np.zeros((rows, h, kd + 1), f32)}),
+        ("cu_seqlens must start", {"cu_seqlens": np.array([0, 2, 4], np.int64)}),
+        (
+            "cu_seqlens must never decrease",
+            {"cu_seqlens": np.array([0, 3, 2, 5], np.int64), "final_state": np.zeros((3, h, kd, vd), f32)},
+        ),  # fmt: skip
+        ("cu_seqlens must have dtype int64", {"cu_seqlens": np.array([0, 5], np.int32)}),
+        ("initial_state has the wrong shape", {"initial_state": np.zeros((1, h, kd, vd), f32)}),
+        ("o must not overlap", {"o": good["v"]}),
+        ("final_state must be C-contiguous", {"final_state": np.zeros((2, h, vd, kd), f32).transpose(0, 1, 3, 2)}),
+        ("threads", {"threads": -1}),
+    ]
+    for match, change in bad:
+        with pytest.raises(ValueError, match=match):
+            native().delta_rule_recurrent(**{**good, **change})
