@@ -62,11 +62,13 @@ def sdsa_v2_fwd_kernel(q_ptr, k_ptr, v_ptr, out_ptr, N, D, scale, BLOCK_N: tl.co
 # Column sums: 64 tokens x 32 channels a step (2048 elements, 16 per thread at 4 warps).
 SUMS_BLOCK_N = 64
 SUMS_BLOCK_D = 32
-# V2: the [D, D] float32 KV lives in registers beside tiles of BLOCK_N tokens of K, V and Q. At D = 64 (SDT-V2's
-# head dim) KV is 16 KB: 32-token tiles at 4 warps (32 KV floats a thread) spilled 148 to 644 bytes in the sm_80/sm_90
-# AOT build, and at 8 warps still 248 bytes on sm_80 for float32, so D = 64 takes 16-token tiles at 8 warps.
-# (BLOCK_N, num_warps) per BLOCK_D; head dims up to MAX_D_V2 take this path.
-V2_CONFIGS = {16: (32, 4), 32: (32, 4), 64: (16, 8)}
+# V2: the [D, D] float32 KV lives in registers beside tiles of V2_BLOCK_N tokens of K, V and Q, every head dim up to
+# MAX_D_V2 in one 64-wide configuration (one AOT build per dtype; smaller heads are masked). At D = 64 (SDT-V2's head
+# dim) KV is 16 KB: 32-token tiles at 4 warps (32 KV floats a thread) spilled 148 to 644 bytes in the sm_80/sm_90
+# AOT build, and at 8 warps still 248 bytes on sm_80 for float32, so 16-token tiles at 8 warps.
+V2_BLOCK_N = 16
+V2_BLOCK_D = 64
+V2_WARPS = 8
 MAX_D_V2 = 64
 NUM_WARPS = 4
 # The loops feed tl.dot from global loads: two stages overlap the next block's loads with this block's dot.
@@ -112,10 +114,9 @@ def sdsa_v2_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float)
     out = torch.empty_like(q3)
     n, d = q.shape[-2], q.shape[-1]
     if q3.numel():
-        block_d = max(16, triton.next_power_of_2(d))
         sdsa_v2_fwd_kernel[(q3.shape[0],)](
-            q3, k3, v3, out, n, d, float(scale), BLOCK_N=V2_CONFIGS[block_d][0], BLOCK_D=block_d,
-            num_warps=V2_CONFIGS[block_d][1], num_stages=NUM_STAGES,
+            q3, k3, v3, out, n, d, float(scale), BLOCK_N=V2_BLOCK_N, BLOCK_D=V2_BLOCK_D,
+            num_warps=V2_WARPS, num_stages=NUM_STAGES,
         )  # fmt: skip
     return out.reshape(q.shape)
 
@@ -139,17 +140,16 @@ def _sums_spec(dtype: str) -> AotSpec:
     )  # fmt: skip
 
 
-def _v2_spec(dtype: str, block_d: int) -> AotSpec:
-    block_n, warps = V2_CONFIGS[block_d]
-    constexprs = {"BLOCK_N": block_n, "BLOCK_D": block_d}
+def _v2_spec(dtype: str) -> AotSpec:
+    constexprs = {"BLOCK_N": V2_BLOCK_N, "BLOCK_D": V2_BLOCK_D}
     pointers = {p: f"*{dtype}" for p in ("q_ptr", "k_ptr", "v_ptr", "out_ptr")}
     return AotSpec(
         sdsa_v2_fwd_kernel, _signature(sdsa_v2_fwd_kernel, pointers, constexprs, ("scale",)), constexprs,
-        num_warps=warps, num_stages=NUM_STAGES, name=f"sdsa_v2_fwd_kernel[{dtype},d{block_d}]",
+        num_warps=V2_WARPS, num_stages=NUM_STAGES, name=f"sdsa_v2_fwd_kernel[{dtype}]",
     )  # fmt: skip
 
 
 AOT_SPECS = [
     *(_sums_spec(dtype) for dtype in ("fp32", "fp64", "fp16", "bf16")),
-    *(_v2_spec(dtype, block_d) for dtype in ("fp32", "fp16", "bf16") for block_d in (16, 32, 64)),
+    *(_v2_spec(dtype) for dtype in ("fp32", "fp16", "bf16")),
 ]
