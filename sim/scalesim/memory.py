@@ -133,11 +133,16 @@ class _Window:
         self.lo = int(seq.min())
         self.seq = seq - self.lo
         self.present = np.bincount(self.seq)
-        # Every word prefetched once (GEMMs, every filter): no word repeats within a set range.
-        self.unique = int(self.present.max()) == 1
-        self.count = np.zeros(self.present.size, dtype=np.int64)
         self.start = 0
         self.n_active = n_active
+        # Every word prefetched once (GEMMs, every filter): a word is resident when its one set is in the window,
+        # a modular compare, and advancing the window costs nothing.
+        self.unique = int(self.present.max()) == 1
+        if self.unique:
+            self.set_of = np.full(self.present.size, -1, dtype=np.int64)
+            self.set_of[self.seq] = np.arange(seq.size, dtype=np.int64) // set_words
+            return
+        self.count = np.zeros(self.present.size, dtype=np.int64)
         self._add(0, n_active, 1)
 
     def _add(self, first: int, sets: int, sign: int) -> None:
@@ -147,26 +152,28 @@ class _Window:
             if b <= a:
                 continue
             words = self.seq[a * self.set_words : b * self.set_words]
-            if self.unique:
-                self.count[words] += sign
-            elif self.count.size < 8 * words.size:
+            if self.count.size < 8 * words.size:
                 # A dense histogram costs the address range once; np.add.at costs ~10x a gather per word.
                 self.count += sign * np.bincount(words, minlength=self.count.size)
             else:
                 np.add.at(self.count, words, sign)
 
     def advance(self, sets: int) -> None:
-        self._add(self.start, sets, -1)
-        self._add(self.start + self.n_active, sets, 1)
+        if not self.unique:
+            self._add(self.start, sets, -1)
+            self._add(self.start + self.n_active, sets, 1)
         self.start = (self.start + sets) % self.n_sets
 
     def check(self, addr: np.ndarray) -> None:
         """Refuse a demand stream reaching outside the prefetched address range (words inside it that are never
         prefetched are refused at their first miss)."""
-        if addr.size and (int(addr.min()) < self.lo or int(addr.max()) - self.lo >= self.count.size):
+        if addr.size and (int(addr.min()) < self.lo or int(addr.max()) - self.lo >= self.present.size):
             raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
 
     def hits(self, addr: np.ndarray) -> np.ndarray:
+        if self.unique:
+            sets = self.set_of[addr - self.lo]
+            return (sets >= 0) & ((sets - self.start) % self.n_sets < self.n_active)
         return self.count[addr - self.lo] > 0
 
     def prefetched(self, address: int) -> bool:
