@@ -41,23 +41,24 @@ def _unit_lower_inverse(b_a, C: tl.constexpr):
 
 @triton.jit
 def _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C: tl.constexpr):
-    """Rows of chunk i_c (int64), their mask, the index of its last real row and its entering-state slot."""
+    """First row of chunk i_c (int64), the mask of its real rows, the index of its last one and its entering-state
+    slot."""
     i_n = tl.load(chunk_seq + i_c)
     i_t = tl.load(chunk_idx + i_c)
     bos = tl.load(cu + i_n).to(tl.int64)
     eos = tl.load(cu + i_n + 1).to(tl.int64)
-    o_row = bos + i_t * C + tl.arange(0, C)
-    last = tl.minimum(eos - bos - i_t * C, C) - 1
+    row0 = bos + i_t * C
+    last = tl.minimum(eos - row0, C) - 1
     slot = tl.load(slot_base + i_n).to(tl.int64) + i_t
-    return o_row, o_row < eos, last, slot
+    return row0, tl.arange(0, C) < eos - row0, last, slot
 
 
 @triton.jit
-def _gates(g_cum, o_row, m_row, last, i_h, H, GATED: tl.constexpr, C: tl.constexpr):
+def _gates(g_cum, row0, m_row, last, i_h, H, GATED: tl.constexpr, C: tl.constexpr):
     """gamma_i = exp(G_i), the key factors exp(G_last - G_i) (0 on padding rows) and gamma_C = exp(G_last)."""
     o_i = tl.arange(0, C)
     if GATED:
-        b_gc = tl.load(g_cum + o_row * H + i_h, mask=m_row, other=0.0)
+        b_gc = tl.load(g_cum + (row0 * H + i_h) + o_i * H, mask=m_row, other=0.0)
     else:
         b_gc = tl.zeros([C], dtype=tl.float32)
     b_glast = tl.sum(tl.where(o_i == last, b_gc, 0.0), 0)
@@ -78,23 +79,33 @@ def _decay(b_gc, C: tl.constexpr, STRICT: tl.constexpr):
 
 
 @triton.jit
-def _load_rows(p, o_row, m_row, i_h, H, D, o_d):
-    """fp32 [C, BD] tile of rows o_row, head i_h, columns o_d of a [rows, H, D] tensor; zeros outside."""
-    m = m_row[:, None] & (o_d[None, :] < D)
-    return tl.load(p + (o_row[:, None] * H + i_h) * D + o_d[None, :], mask=m, other=0.0).to(tl.float32)
+def _tile(p, row0, m_row, i_h, H, D, o_d):
+    """Pointers and mask of the [C, BD] tile of rows row0 + i (i < C), head i_h, columns o_d of a [rows, H, D]
+    tensor. The row start is int64; offsets inside the tile are int32 (C * H * D < 2^31), which keeps the pointer
+    tile to one register per element."""
+    o_i = tl.arange(0, m_row.shape[0])
+    base = p + (row0 * H + i_h) * D
+    return base + (o_i[:, None] * (H * D) + o_d[None, :]), m_row[:, None] & (o_d[None, :] < D)
 
 
 @triton.jit
-def _store_rows(p, b_x, o_row, m_row, i_h, H, D, o_d):
-    m = m_row[:, None] & (o_d[None, :] < D)
-    tl.store(p + (o_row[:, None] * H + i_h) * D + o_d[None, :], b_x.to(p.dtype.element_ty), mask=m)
+def _load_rows(p, row0, m_row, i_h, H, D, o_d):
+    """fp32 [C, BD] tile (zeros outside the rows and columns) of rows row0 + i, head i_h, columns o_d."""
+    p_x, m = _tile(p, row0, m_row, i_h, H, D, o_d)
+    return tl.load(p_x, mask=m, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _store_rows(p, b_x, row0, m_row, i_h, H, D, o_d):
+    p_x, m = _tile(p, row0, m_row, i_h, H, D, o_d)
+    tl.store(p_x, b_x.to(p.dtype.element_ty), mask=m)
 
 
 @triton.jit
 def _state_ptr(p, slot, i_h, H, K, V, o_k, o_v):
     """Pointers and mask of the [BK, BV] tile (o_k, o_v) of state `slot` in a [slots, H, K, V] buffer."""
-    base = (slot * H + i_h).to(tl.int64) * K
-    return p + (base + o_k[:, None]) * V + o_v[None, :], (o_k[:, None] < K) & (o_v[None, :] < V)
+    base = p + (slot * H + i_h).to(tl.int64) * K * V
+    return base + (o_k[:, None] * V + o_v[None, :]), (o_k[:, None] < K) & (o_v[None, :] < V)
 
 
 @triton.jit
@@ -104,10 +115,11 @@ def wy_fwd_kernel(k, v, beta, g, g_cum, m_buf, w_buf, u_buf, chunk_seq, chunk_id
     i_c, i_h = tl.program_id(0), tl.program_id(1)
     o_row, m_row, last, _ = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
     o_i = tl.arange(0, C)
-    b_beta = tl.load(beta + o_row * H + i_h, mask=m_row, other=0.0).to(tl.float32)
+    p_tok = (o_row * H + i_h) + o_i * H
+    b_beta = tl.load(beta + p_tok, mask=m_row, other=0.0).to(tl.float32)
     if GATED:
-        b_gc = tl.cumsum(tl.load(g + o_row * H + i_h, mask=m_row, other=0.0).to(tl.float32), 0)
-        tl.store(g_cum + o_row * H + i_h, b_gc, mask=m_row)
+        b_gc = tl.cumsum(tl.load(g + p_tok, mask=m_row, other=0.0).to(tl.float32), 0)
+        tl.store(g_cum + p_tok, b_gc, mask=m_row)
     else:
         b_gc = tl.zeros([C], dtype=tl.float32)
     b_gamma = tl.exp(b_gc)
@@ -153,9 +165,9 @@ def state_fwd_kernel(k, g_cum, w_buf, u_buf, h0, states, v_new, cu, slot_base, H
     for i_t in range(0, tl.cdiv(eos - bos, C)):
         # The states this program stored last step are read back by other threads of the block.
         tl.debug_barrier()
-        o_row = bos + i_t * C + tl.arange(0, C)
-        m_row = o_row < eos
-        last = tl.minimum(eos - bos - i_t * C, C) - 1
+        o_row = bos + i_t * C
+        m_row = tl.arange(0, C) < eos - o_row
+        last = tl.minimum(eos - o_row, C) - 1
         b_gc, b_gamma, b_factor, b_gamma_last = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
         b_vn = _load_rows(u_buf, o_row, m_row, i_h, H, V, o_v)
         for i_k in range(NK):
@@ -221,9 +233,9 @@ def state_bwd_kernel(q, k, g_cum, w_buf, do, dht, dstates, dv_new, cu, slot_base
     for i_r in range(0, nt):
         i_t = nt - 1 - i_r
         tl.debug_barrier()
-        o_row = bos + i_t * C + tl.arange(0, C)
-        m_row = o_row < eos
-        last = tl.minimum(eos - bos - i_t * C, C) - 1
+        o_row = bos + i_t * C
+        m_row = tl.arange(0, C) < eos - o_row
+        last = tl.minimum(eos - o_row, C) - 1
         b_gc, b_gamma, b_factor, b_gamma_last = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
         b_s = tl.zeros([C, C], dtype=tl.float32)
         for i_k in range(NK):
@@ -258,7 +270,8 @@ def grad_kernel(q, k, v, beta, g_cum, m_buf, w_buf, u_buf, states, v_new, dstate
     i_c, i_h = tl.program_id(0), tl.program_id(1)
     o_row, m_row, last, slot = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
     o_i = tl.arange(0, C)
-    b_beta = tl.load(beta + o_row * H + i_h, mask=m_row, other=0.0).to(tl.float32)
+    p_tok = (o_row * H + i_h) + o_i * H
+    b_beta = tl.load(beta + p_tok, mask=m_row, other=0.0).to(tl.float32)
     b_gc, b_gamma, b_factor, b_gamma_last = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
     b_m = _load_rows(m_buf, o_row, m_row, i_h, H, C, o_i)
     b_dl = tl.zeros([C, C], dtype=tl.float32)
@@ -318,11 +331,11 @@ def grad_kernel(q, k, v, beta, g_cum, m_buf, w_buf, u_buf, states, v_new, dstate
     b_z = b_ld * b_s + b_da * b_kk * b_strict * b_beta[:, None]
     b_dgc += tl.sum(b_z, 1) - tl.sum(b_z, 0)
     b_dgc += tl.where(o_i == last, b_gamma_last * b_hdh + b_t7_sum, 0.0)
-    tl.store(dbeta + o_row * H + i_h, b_db.to(dbeta.dtype.element_ty), mask=m_row)
+    tl.store(dbeta + p_tok, b_db.to(dbeta.dtype.element_ty), mask=m_row)
     if GATED:
         # dg_j = sum_{i >= j} dG_i within the chunk, since G_i = sum_{j <= i} g_j.
         b_dg = tl.sum(b_dgc, 0) - tl.cumsum(b_dgc, 0) + b_dgc
-        tl.store(dg + o_row * H + i_h, b_dg.to(dg.dtype.element_ty), mask=m_row)
+        tl.store(dg + p_tok, b_dg.to(dg.dtype.element_ty), mask=m_row)
     # dq and dk hold this chunk's partial sums, written above by other threads of the block.
     tl.debug_barrier()
     b_dps = b_dp + tl.trans(b_dp)
@@ -432,7 +445,7 @@ def _forward_chunk(q, k, v, beta, g, h0, cu, cu_t, p, *, with_output: bool):
     h0_arg = h0 if h0 is not None else buf["states"]
     state_fwd_kernel[(nv, p.batch * h)](k, buf["g_cum"], buf["w"], buf["u"], h0_arg, buf["states"], buf["v_new"], cu_t,
                                         lay["slot_base"], h, kd, vd, HAS_H0=h0 is not None, GATED=gated, C=c, BK=bk,
-                                        BV=bv, NK=nk, num_warps=NUM_WARPS)  # fmt: skip
+                                        BV=bv, NK=nk, num_warps=CHUNK_WARPS)  # fmt: skip
     if with_output:
         buf["o"] = torch.empty(rows, h, vd, dtype=q.dtype, device=q.device)
         if n_chunks:
@@ -494,7 +507,7 @@ def delta_rule_bwd(do, dht, q, k, v, beta, g, h0, cu_list, p):
     dht_c = dht.float().contiguous()
     state_bwd_kernel[(nv, p.batch * h)](qf, kf, buf["g_cum"], buf["w"], dof, dht_c, dstates, dv_new, cu_t,
                                         lay["slot_base"], p.scale, h, kd, vd, HAS_DHT=True, GATED=gated, C=c, BK=bk,
-                                        BV=bv, NK=nk, num_warps=NUM_WARPS)  # fmt: skip
+                                        BV=bv, NK=nk, num_warps=CHUNK_WARPS)  # fmt: skip
     dq, dk = torch.empty(rows, h, kd, **f32), torch.empty(rows, h, kd, **f32)
     dv = torch.empty(rows, h, vd, **f32)
     dbeta, dg = torch.empty(rows, h, **f32), torch.zeros(rows, h, **f32)
@@ -543,7 +556,7 @@ def _specs(dtype: torch.dtype, d: int, gated: bool) -> list[AotSpec]:
         (fused_recurrent_kernel, {"HAS_H0": True, "GATED": gated, "BK": _block(d, 256), "BV": rec_bv}),
     ]
     rule = "gated" if gated else "delta"
-    warps = {wy_fwd_kernel: CHUNK_WARPS, grad_kernel: CHUNK_WARPS}
+    warps = {k: CHUNK_WARPS for k in (wy_fwd_kernel, state_fwd_kernel, state_bwd_kernel, grad_kernel)}
     return [AotSpec(kernel, _sig(kernel, types, cx), cx, num_warps=warps.get(kernel, NUM_WARPS), num_stages=1,
                     name=f"{kernel.__name__}[{rule},{t},d{d}]") for kernel, cx in configs]  # fmt: skip
 
