@@ -95,7 +95,8 @@ TOPOLOGIES = {
     "mnk": (True, ["Test 1, 256, 128, 256,"]),
 }
 # name: (topology, preset, dataflow, mode). Every topology runs on two or three presets; all dataflows and both
-# bandwidth modes appear for CNNs and for GEMMs.
+# bandwidth modes appear for CNNs and for GEMMs. NCF and ViT-S stay off the 12x14 eyeriss array in IS: there
+# they are millions of cycles (NCF in USER mode ran past 7 minutes of scalesim here and was dropped).
 SUITE = {
     "alexnet_google_os_calc": ("alexnet", "google", "os", "CALC"),
     "alexnet_scale_ws_calc": ("alexnet", "scale", "ws", "CALC"),
@@ -106,15 +107,15 @@ SUITE = {
     "inception_eyeriss_os_user": ("inception", "eyeriss", "os", "USER"),
     "ncf_google_os_calc": ("ncf", "google", "os", "CALC"),
     "ncf_scale_ws_calc": ("ncf", "scale", "ws", "CALC"),
-    "ncf_eyeriss_is_user": ("ncf", "eyeriss", "is", "USER"),
+    "ncf_google_is_user": ("ncf", "google", "is", "USER"),
     "vit_s_scale_os_user": ("vit_s", "scale", "os", "USER"),
     "vit_s_google_ws_calc": ("vit_s", "google", "ws", "CALC"),
-    "vit_s_eyeriss_is_calc": ("vit_s", "eyeriss", "is", "CALC"),
+    "vit_s_scale_is_calc": ("vit_s", "scale", "is", "CALC"),
     "mnk_scale_ws_user": ("mnk", "scale", "ws", "USER"),
     "mnk_eyeriss_os_calc": ("mnk", "eyeriss", "os", "CALC"),
     "mnk_google_is_user": ("mnk", "google", "is", "USER"),
 }
-QUICK = ("inception_scale_ws_user", "mnk_eyeriss_os_calc", "vit_s_eyeriss_is_calc")
+QUICK = ("inception_scale_ws_user", "mnk_eyeriss_os_calc", "ncf_google_os_calc")
 
 
 def case_hardware(name: str) -> Hardware:
@@ -216,6 +217,10 @@ def _option(argv: list[str], flag: str, default: str) -> str:
 
 def run(argv: list[str]) -> dict:
     names = [argv[i + 1] for i, a in enumerate(argv) if a == "--case"] or list(QUICK if "--quick" in argv else SUITE)
+    missing = [name for name in names if not (GOLDEN / name / "scalesim.json").is_file()]
+    names = [name for name in names if name not in missing]
+    if missing:
+        print(f"no scalesim recording for {', '.join(missing)} (bench/sim_scalesim_suite.py --record); skipped")
     repeat = int(_option(argv, "--repeat", "2"))
     traces = "--no-traces" not in argv
     table = []
@@ -242,6 +247,7 @@ def run(argv: list[str]) -> dict:
         "peer": round(peer_total, 1),
         "ratio": round(peer_total / ours_total, 1),
         "cases": len(table),
+        "not_recorded": missing,
         "identical_reports": True,
         "slowest": slowest,
         "worst_ratio": min(table, key=lambda r: r["ratio"]),
