@@ -47,6 +47,8 @@ def to_padded(x: Tensor, cu: list[int] | None, t_pad: int) -> Tensor:
     x = x.float()
     if cu is None:
         x = x.movedim(2, 1)
+        if t_pad == x.shape[2]:
+            return x  # a view: the chunk layout copies it once
         pad = [0, 0] * (x.dim() - 3) + [0, t_pad - x.shape[2]]
         return F.pad(x, pad)
     idx, _ = _gather_index(cu, t_pad, x.device)
@@ -63,18 +65,27 @@ def from_padded(y: Tensor, cu: list[int] | None, t: int) -> Tensor:
     return y.reshape(y.shape[0] * y.shape[1], *y.shape[2:])[flat].unsqueeze(0)
 
 
+def _chunk_major(x: Tensor, chunk: int) -> Tensor:
+    """[N, H, T_pad, *D] -> contiguous [NC, N, H, C, *D]: chunk c's batch of matrices is then x[c], contiguous, so
+    neither the batched products nor the chunk loop copy their operands."""
+    return x.unflatten(2, (x.shape[2] // chunk, chunk)).movedim(2, 0).contiguous()
+
+
+def _token_major(x: Tensor) -> Tensor:
+    """[NC, N, H, C, *D] -> [N, H, T_pad, *D], a view of a contiguous [N, T_pad, H, *D] (the caller's layout)."""
+    nc, n, h, c = x.shape[:4]
+    return x.permute(1, 0, 3, 2, *range(4, x.dim())).reshape(n, nc * c, h, *x.shape[4:]).movedim(1, 2)
+
+
 def _chunk_terms(q: Tensor, k: Tensor, beta: Tensor, g: Tensor | None, chunk: int) -> dict[str, Tensor | None]:
-    """The per-chunk quantities that need no state, batched over all chunks: tensors [N, H, NC, C, *]."""
-    n, h, t_pad, kd = k.shape
-    nc = t_pad // chunk
-    q, k = (x.reshape(n, h, nc, chunk, kd) for x in (q, k))
-    beta = beta.reshape(n, h, nc, chunk)
+    """The per-chunk quantities that need no state, batched over all chunks: tensors [NC, N, H, C, *]."""
+    q, k, beta = (_chunk_major(x, chunk) for x in (q, k, beta))
     causal = torch.ones(chunk, chunk, dtype=torch.bool, device=k.device).tril()
     t = {"q": q, "k": k, "beta": beta, "causal": causal, "gamma": None, "gamma_last": None, "k_decayed": k}
     if g is None:
         t["decay"] = causal.to(k.dtype)
     else:
-        big_g = g.reshape(n, h, nc, chunk).cumsum(-1)
+        big_g = _chunk_major(g, chunk).cumsum(-1)
         diff = big_g[..., :, None] - big_g[..., None, :]
         # exp of the masked-out (i < j) differences could overflow and turn 0 * inf into NaN, so mask first.
         t["decay"] = torch.exp(diff.masked_fill(~causal, float("-inf")))
@@ -83,27 +94,29 @@ def _chunk_terms(q: Tensor, k: Tensor, beta: Tensor, g: Tensor | None, chunk: in
         t["k_factor"] = torch.exp(big_g[..., -1:] - big_g)[..., None]
         t["k_decayed"] = k * t["k_factor"]
     t["kk"] = k @ k.transpose(-1, -2)
-    t["a"] = (t["kk"] * t["decay"] * beta[..., :, None]).tril(-1)
     t["kb"] = k * (beta if g is None else beta * t["gamma"])[..., None]
-    t["scores"] = (q @ k.transpose(-1, -2)) * t["decay"]
+    if g is None:  # the decay is the causal mask: a triangle in place instead of a product
+        t["a"] = (t["kk"] * beta[..., :, None]).tril_(-1)
+        t["scores"] = (q @ k.transpose(-1, -2)).tril_()
+    else:
+        t["a"] = (t["kk"] * t["decay"] * beta[..., :, None]).tril_(-1)
+        t["scores"] = (q @ k.transpose(-1, -2)) * t["decay"]
     return t
 
 
 def _state_pass(t: dict, u: Tensor, w: Tensor, h0: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The sequential part: entering states [N, H, NC, K, V], V' [N, H, NC, C, V] and the final state."""
-    nc = u.shape[2]
-    state, states, v_new = h0, [], []
+    """The sequential part: entering states [NC, N, H, K, V], V' [NC, N, H, C, V] and the final state."""
+    nc = u.shape[0]
+    entering, v_new = h0.new_empty(nc, *h0.shape), torch.empty_like(u)
+    # No chunk: the state passes through, copied so the op never returns its input.
+    state = h0.clone() if not nc else h0
     for c in range(nc):
-        states.append(state)
-        vn = u[:, :, c] - w[:, :, c] @ state
-        v_new.append(vn)
+        entering[c] = state
+        torch.sub(u[c], w[c] @ state, out=v_new[c])
         if t["gamma_last"] is not None:
-            state = t["gamma_last"][:, :, c, None, None] * state
-        state = state + t["k_decayed"][:, :, c].transpose(-1, -2) @ vn
-    if not nc:
-        # No chunk: the state passes through, copied so the op never returns its input.
-        return h0.new_zeros(*h0.shape[:2], 0, *h0.shape[2:]), u, h0.clone()
-    return torch.stack(states, 2), torch.stack(v_new, 2), state
+            state = t["gamma_last"][c][..., None, None] * state
+        state = state + t["k_decayed"][c].transpose(-1, -2) @ v_new[c]
+    return entering, v_new, state
 
 
 # Diagonal blocks of this size are inverted by forward substitution (one batched row step each); larger blocks are
@@ -141,15 +154,12 @@ def _wy(t: dict, v: Tensor) -> tuple[Tensor, Tensor]:
 
 def chunk_forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, g: Tensor | None, h0: Tensor, chunk: int):
     """WY chunk form on padded float32 [N, H, T_pad, D] (q already scaled): (o [N, H, T_pad, V], final state)."""
-    n, h, t_pad, _ = k.shape
     t = _chunk_terms(q, k, beta, g, chunk)
-    vd = v.shape[-1]
-    v = v.reshape(n, h, t_pad // chunk, chunk, vd)
-    w, u = _wy(t, v)
+    w, u = _wy(t, _chunk_major(v, chunk))
     entering, v_new, state = _state_pass(t, u, w, h0)
     qg = t["q"] if t["gamma"] is None else t["q"] * t["gamma"][..., None]
     o = qg @ entering + t["scores"] @ v_new
-    return o.reshape(n, h, t_pad, vd), state
+    return _token_major(o), state
 
 
 def _rowsum(x: Tensor, y: Tensor) -> Tensor:
@@ -157,31 +167,27 @@ def _rowsum(x: Tensor, y: Tensor) -> Tensor:
 
 
 def _reverse_pass(t: dict, w: Tensor, do: Tensor, dht: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Gradients of the states leaving each chunk [N, H, NC, K, V], of V' [N, H, NC, C, V], and dh0."""
-    nc = w.shape[2]
+    """Gradients of the states leaving each chunk [NC, N, H, K, V], of V' [NC, N, H, C, V], and dh0."""
+    nc = w.shape[0]
     l_t_do = t["scores"].transpose(-1, -2) @ do
     qg = t["q"] if t["gamma"] is None else t["q"] * t["gamma"][..., None]
     qg_t_do = qg.transpose(-1, -2) @ do
-    d_state, leaving, dvn = dht, [None] * nc, [None] * nc
+    leaving, dvn = dht.new_empty(nc, *dht.shape), torch.empty_like(do)
+    d_state = dht.clone() if not nc else dht
     for c in range(nc - 1, -1, -1):
         leaving[c] = d_state
-        dvn[c] = t["k_decayed"][:, :, c] @ d_state + l_t_do[:, :, c]
+        torch.add(t["k_decayed"][c] @ d_state, l_t_do[c], out=dvn[c])
         if t["gamma_last"] is not None:
-            d_state = t["gamma_last"][:, :, c, None, None] * d_state
-        d_state = d_state + qg_t_do[:, :, c] - w[:, :, c].transpose(-1, -2) @ dvn[c]
-    if not nc:
-        return dht.new_zeros(*dht.shape[:2], 0, *dht.shape[2:]), do, d_state.clone()
-    return torch.stack(leaving, 2), torch.stack(dvn, 2), d_state
+            d_state = t["gamma_last"][c][..., None, None] * d_state
+        d_state = d_state + qg_t_do[c] - w[c].transpose(-1, -2) @ dvn[c]
+    return leaving, dvn, d_state
 
 
 def chunk_backward(q, k, v, beta, g, h0, do, dht, chunk: int):
     """Reverse mode of `chunk_forward` (README.md, "Backward"), recomputing the chunk states: padded float32
     in, (dq_scaled, dk, dv, dbeta, dg or None, dh0) out, dq_scaled being the gradient of the scaled q."""
-    n, h, t_pad, kd = k.shape
-    nc = t_pad // chunk
     t = _chunk_terms(q, k, beta, g, chunk)
-    vd = v.shape[-1]
-    v, do = (x.reshape(n, h, nc, chunk, vd) for x in (v, do))
+    v, do = _chunk_major(v, chunk), _chunk_major(do, chunk)
     w, u = _wy(t, v)
     entering, v_new, _ = _state_pass(t, u, w, h0)
     leaving, dvn, dh0 = _reverse_pass(t, w, do, dht)
@@ -210,13 +216,11 @@ def chunk_backward(q, k, v, beta, g, h0, do, dht, chunk: int):
     dg = None
     if gamma is not None:
         dg = _gate_grad(t, entering, leaving, d_qg, d_l, d_kd, d_kb, d_a)
-    return (dq.reshape(n, h, t_pad, kd), dk.reshape(n, h, t_pad, kd), dv.reshape(n, h, t_pad, vd),
-            dbeta.reshape(n, h, t_pad), dg, dh0)  # fmt: skip
+    return (*(_token_major(x) for x in (dq, dk, dv, dbeta)), dg, dh0)
 
 
 def _gate_grad(t, entering, leaving, d_qg, d_l, d_kd, d_kb, d_a) -> Tensor:
     """dg from the gradient of the chunk-local cumulative log decays G: every use of G in the chunk form."""
-    n, h, nc, chunk = t["beta"].shape
     qg = t["q"] * t["gamma"][..., None]
     z = d_l * t["scores"] + d_a * t["a"]
     d_big = _rowsum(qg, d_qg) + _rowsum(t["kb"], d_kb) + z.sum(-1) - z.sum(-2)
@@ -224,7 +228,7 @@ def _gate_grad(t, entering, leaving, d_qg, d_l, d_kd, d_kb, d_a) -> Tensor:
     d_big = d_big - t7
     last = t7.sum(-1) + t["gamma_last"] * (entering * leaving).sum((-1, -2))
     d_big = torch.cat([d_big[..., :-1], (d_big[..., -1] + last)[..., None]], dim=-1)
-    return d_big.flip(-1).cumsum(-1).flip(-1).reshape(n, h, nc * chunk)
+    return _token_major(d_big.flip(-1).cumsum(-1).flip(-1))
 
 
 def recurrent_forward(q: Tensor, k: Tensor, v: Tensor, beta: Tensor, g: Tensor | None, h0: Tensor):
