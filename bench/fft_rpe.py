@@ -186,9 +186,14 @@ def _plot(results: dict, grid, path: Path) -> str | None:
     for name, rows in results.items():
         ts = [r["T"] for r in rows]
         style = "--" if name == "sdpa" else "-"
-        ax_t.loglog(ts, [r["seconds"] for r in rows], style, marker="o", label=name)
-        ax_m.loglog(ts, [max(r["peak_bytes"], 1) / GB for r in rows], style, marker="o", label=name)
-    ax_t.set(xlabel="T", ylabel="fwd + bwd seconds", title="time (H=1, D=m=D_v=64, fp32)")
+        (line,) = ax_t.loglog(ts, [r["seconds"] for r in rows], style, label=name)
+        ax_m.loglog(ts, [max(r["peak_bytes"], 1) / GB for r in rows], style, color=line.get_color(), label=name)
+        for ax, key in ((ax_t, "seconds"), (ax_m, "peak_bytes")):
+            for r in rows:
+                y = r[key] if key == "seconds" else max(r[key], 1) / GB
+                face = "none" if r.get("extrapolated") else line.get_color()
+                ax.plot([r["T"]], [y], "o", color=line.get_color(), markerfacecolor=face)
+    ax_t.set(xlabel="T", ylabel="fwd + bwd seconds", title="time (H=1, D=m=D_v=64, fp32; hollow: extrapolated)")
     ax_m.set(xlabel="T", ylabel="peak extra memory (GB)", title="memory (hollow: extrapolated)")
     for ax in (ax_t, ax_m):
         ax.legend()

@@ -23,10 +23,11 @@ from accelkit.kernels.fft_rpe.reference import COEFF_HALF_RANGE
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 METHODS = ("auto", "fft", "direct")
-# Seconds of one unit of FFT work (columns x n log2 n) over one unit of direct work (T^2 x (m + E)), calibrated by
-# bench/fft_rpe.py (fwd + bwd, fp32, m = D_v = 64) on a 2-core development CPU; bench/README-style provenance is in
-# kernels/fft_rpe/README.md. CUDA has no measurement yet and uses the CPU figure.
-FFT_UNIT_COST = {"cpu": 28.0}
+# Seconds of one unit of FFT work (columns x n log2 n, float64 transforms) over one unit of direct work
+# (T^2 x (m + E)): the value at which the model's crossover equals the one bench/fft_rpe.py measured (fwd + bwd,
+# fp32, m = D_v = 64; the run is in kernels/fft_rpe/README.md). CUDA is not calibrated yet and
+# uses the CPU value.
+FFT_UNIT_COST = {"cpu": 21.5}
 
 
 def choose_method(t: int, m: int, e: int, device_type: str) -> str:
