@@ -87,7 +87,7 @@ def _op_checks() -> list[tuple[str, str, str, str]]:
         *spiking_checks(_check),
         *spike_attention_checks(_check),
         *fft_rpe_checks(_check),
-        *delta_rule_checks(_check),
+        *delta_rule_checks(_check, triton=available("triton")),
     ]
     return [(name, backend, f"{err:.1e}", "ok" if good else "FAIL") for name, backend, (err, good) in checks]
 

@@ -3,8 +3,6 @@ chunk and recurrent modes, forward and every gradient, and the Triton launchers 
 
 from collections.abc import Callable
 
-from accelkit._optional import available
-
 Check = tuple[str, str, tuple[float, bool]]
 # Two packed sequences (one shorter than a chunk), K != V, neither a power of 2: small enough for the interpreter.
 LENS, H, K, V = (5, 40), 2, 20, 12
@@ -78,11 +76,12 @@ def _triton_rows(check: Callable, gen) -> list[Check]:
     return rows
 
 
-def delta_rule_checks(check: Callable) -> list[Check]:
-    """Rows for the demo's oracle table: (op, backend, (max abs err, within tolerance))."""
+def delta_rule_checks(check: Callable, *, triton: bool) -> list[Check]:
+    """Rows for the demo's oracle table: (op, backend, (max abs err, within tolerance)); the Triton rows only with
+    `triton` (the demo's own check that triton is installed)."""
     import torch
 
     gen = torch.Generator().manual_seed(8)
     rows = [*_op_rows(check, gen, False, "chunk"), *_op_rows(check, gen, True, "chunk"),
             *_op_rows(check, gen, True, "recurrent")]  # fmt: skip
-    return rows + (_triton_rows(check, gen) if available("triton") else [])
+    return rows + (_triton_rows(check, gen) if triton else [])
