@@ -94,7 +94,7 @@ def test_demo_prints_decode_section():
 
 def test_demo_without_triton_leaves_out_the_triton_rows_and_passes(monkeypatch):
     """`pip install .` after torch, without the kernels extra, has no triton: the CPU rows must still run."""
-    from accelkit import demo, demo_attention, demo_spike_attention, demo_spiking
+    from accelkit import demo, demo_attention, demo_fft_rpe, demo_spike_attention, demo_spiking
 
     def no_triton(module: str) -> bool:
         return module != "triton"
@@ -103,6 +103,7 @@ def test_demo_without_triton_leaves_out_the_triton_rows_and_passes(monkeypatch):
     monkeypatch.setattr(demo_attention, "available", no_triton)
     monkeypatch.setattr(demo_spike_attention, "available", no_triton)
     monkeypatch.setattr(demo_spiking, "available", no_triton)
+    monkeypatch.setattr(demo_fft_rpe, "available", no_triton)
     rows = demo._op_checks()
     assert not [row for row in rows if row[1] == "triton"]
     assert {"binary_matmul fwd", "BinaryLinear eval"} <= {row[0] for row in rows}
