@@ -27,7 +27,8 @@ def _path_checks(check: Callable, gen) -> list[Check]:
         for dtype in (torch.float64, torch.float32):
             args = [x.to(dtype) for x in (q, k, v, bias)]
             out = ops.rpe_kernel_attention(*args, causal=True, features=w.to(dtype), method=method)
-            rows.append((f"rpe_kernel_attention fwd {method} {str(dtype)[6:]}", "cpu (torch.fft)", check(want, out)))
+            backend = "cpu (torch.fft)" if method == "fft" else "cpu (PyTorch)"
+            rows.append((f"rpe_kernel_attention fwd {method} {str(dtype)[6:]}", backend, check(want, out)))
     # The bias gradient of both paths against each other in float64 (the oracle has no backward): an FFT
     # correlation against the direct path's anti-diagonal sums.
     grads = {}
