@@ -16,7 +16,15 @@ from accelkit.sim.scalesim.cli import main
 GOLDEN = Path(__file__).resolve().parent / "golden_suite"
 REPORTS = ("COMPUTE_REPORT", "BANDWIDTH_REPORT", "DETAILED_ACCESS_REPORT")
 # Each under a second here; the AlexNet and USER-mode CNN cases take seconds and stay in the benchmark.
-SMALL = ("inception_google_is_calc", "inception_scale_ws_user", "ncf_google_os_calc")
+SMALL = (
+    "inception_google_is_calc",
+    "inception_scale_ws_user",
+    "ncf_google_os_calc",
+    "mnk_scale_ws_user",
+    "mnk_google_is_user",
+    "mnk_eyeriss_os_calc",
+    "vit_s_google_ws_calc",
+)
 
 
 @pytest.mark.parametrize("name", SMALL)
