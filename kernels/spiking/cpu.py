@@ -9,6 +9,7 @@ neurons, converts float16/bfloat16 to float32 and makes the inputs contiguous be
 import torch
 
 from accelkit._native import native
+from accelkit.kernels._common.memory import output_like
 from accelkit.kernels.spiking.reference import SURROGATES
 
 
@@ -31,9 +32,9 @@ def neuron_forward_cpu(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
     """x [T, N] -> (spikes [T, N], v_seq [T, N] or None, v_last [N], h_seq [T, N] or None)."""
     t, n = x.shape
-    spikes = torch.empty_like(x)
-    v_seq = torch.empty_like(x) if store_v_seq else None
-    h_seq = torch.empty_like(x) if store_h_seq else None
+    spikes = output_like(x)
+    v_seq = output_like(x) if store_v_seq else None
+    h_seq = output_like(x) if store_h_seq else None
     v_last = x.new_empty(n)
     if v_init is None and t == 0:
         v_last.fill_(0.0 if v_reset is None else v_reset)
@@ -64,7 +65,7 @@ def neuron_backward_cpu(
     isa: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """BPTT: (grad_x [T, N], grad_v_init [N], d loss / d decay). None gradients are zero."""
-    grad_x = torch.empty_like(x)
+    grad_x = output_like(x)
     grad_v_init = x.new_empty(x.shape[1])
     grads = (_np(grad_spikes), _np(grad_v_seq), _np(grad_v_last), _np(grad_x), _np(grad_v_init))
     flags = (want_decay, decay, decay_input, v_threshold, v_reset, SURROGATES.index(surrogate), alpha, detach_reset)

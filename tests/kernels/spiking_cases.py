@@ -46,6 +46,11 @@ def oracle(kind, x, v_init, param, flags, grad_s, grad_v):
         decay = 1.0 / param
     elif kind == "plif":
         decay = 1.0 / (1.0 + math.exp(-float(param.detach().double())))
+        if x.dtype != torch.float64:
+            # The kernels run the membrane in float32 with the float32 decay: w = -ln 3 rounded to float32 gives
+            # sigmoid(w) = 0.25 + 3.5e-9 in float64 but exactly 0.25 in float32, and a membrane exactly on the
+            # threshold then fires in the op and not in a float64 oracle with the unrounded decay.
+            decay = float(np.float32(decay))
     else:
         decay = 0.0
     opts = dict(
