@@ -8,8 +8,8 @@ a few seconds a call, gets --peer-repeats); min and max are reported too, becaus
 
 Work: the recurrence does about 24 flops and 2 exps per (b, t, c) forward (output and carry update, one exp per
 max-and-rescale) and about twice the flops and 5 exps backward (the carries again, then the reverse pass); "flops"
-counts the 72 flops and "ops" the 7 exps besides. Bytes are the minimum: forward reads k, v and writes y, backward reads k, v, gy and writes gk, gv
-(8 B T C 4 bytes; w, u and their gradients are C-sized).
+counts the 72 flops and "ops" the 7 exps besides. Bytes are the minimum: forward reads k, v and writes y, backward
+reads k, v, gy and writes gk, gv (8 B T C 4 bytes; w, u and their gradients are C-sized).
 """
 
 from __future__ import annotations
