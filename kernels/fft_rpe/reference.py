@@ -28,7 +28,8 @@ def features(x: np.ndarray, w: np.ndarray, *, is_query: bool) -> np.ndarray:
     one max over (T, m) per (batch, head) for keys (a per-key shift would not cancel once the bias mixes
     positions)."""
     p = feature_logits(x, w)
-    s = p.max(-1, keepdims=True) if is_query else p.max(axis=(1, 3), keepdims=True)
+    # initial=-inf: a sequence of T = 0 keys has no max (and no features to shift).
+    s = p.max(-1, keepdims=True) if is_query else p.max(axis=(1, 3), keepdims=True, initial=-np.inf)
     return np.exp(p - s) / np.sqrt(w.shape[0])
 
 
