@@ -10,24 +10,7 @@
 // The header is framework-free: no torch, no pybind11, nothing NVRTC cannot compile.
 #pragma once
 
-#if defined(__CUDACC_RTC__)
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef int int32_t;
-typedef long long int64_t;
-#else
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#endif
-
-#ifndef ACCELKIT_HD
-#if defined(__CUDACC__)
-#define ACCELKIT_HD __host__ __device__ __forceinline__
-#else
-#define ACCELKIT_HD inline
-#endif
-#endif
+#include "accelkit/portable.h"
 
 namespace accelkit {
 namespace attention {

@@ -9,21 +9,7 @@
 // .cu file that includes it at run time.
 #pragma once
 
-#if defined(__CUDACC_RTC__)
-// NVRTC has no standard library headers; these are the LP64 widths every CUDA target uses.
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-typedef int int32_t;
-typedef long long int64_t;
-#else
-#include <cstdint>
-#endif
-
-#if defined(__CUDACC__)
-#define ACCELKIT_HD __host__ __device__ __forceinline__
-#else
-#define ACCELKIT_HD inline
-#endif
+#include "accelkit/portable.h"
 
 namespace accelkit {
 namespace binary {

@@ -7,19 +7,7 @@
 // The header is framework-free: no torch, no pybind11.
 #pragma once
 
-#if defined(__CUDACC_RTC__)
-typedef long long int64_t;
-#else
-#include <cstdint>
-#endif
-
-#if defined(__CUDACC__)
-#define ACCELKIT_DR_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_DR_HD inline __attribute__((always_inline))
-#else
-#define ACCELKIT_DR_HD inline
-#endif
+#include "accelkit/portable.h"
 
 namespace accelkit {
 namespace delta_rule {
@@ -41,7 +29,7 @@ struct Problem {
 };
 
 // One token on one head's state h [K, V]; err is scratch of V floats; o receives V floats.
-ACCELKIT_DR_HD void step(float* h, const float* k, const float* v, const float* q, float beta, float decay,
+ACCELKIT_HD_INLINE void step(float* h, const float* k, const float* v, const float* q, float beta, float decay,
                          float scale, float* err, float* o, int64_t key_dim, int64_t value_dim) {
   for (int64_t j = 0; j < value_dim; ++j) err[j] = v[j];
   for (int64_t i = 0; i < key_dim; ++i) {

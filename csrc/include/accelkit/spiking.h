@@ -11,20 +11,7 @@
 // The header is framework-free (no torch, no pybind11, nothing NVRTC cannot compile).
 #pragma once
 
-#if defined(__CUDACC_RTC__)
-typedef long long int64_t;
-#else
-#include <cmath>
-#include <cstdint>
-#endif
-
-#ifndef ACCELKIT_HD
-#if defined(__CUDACC__)
-#define ACCELKIT_HD __host__ __device__ __forceinline__
-#else
-#define ACCELKIT_HD inline
-#endif
-#endif
+#include "accelkit/portable.h"
 
 namespace accelkit {
 namespace spiking {

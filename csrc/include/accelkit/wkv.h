@@ -10,24 +10,7 @@
 // The header is framework-free: no torch, no pybind11, nothing NVRTC cannot compile.
 #pragma once
 
-#if defined(__CUDACC_RTC__)
-typedef long long int64_t;
-#else
-#include <cmath>
-#include <cstdint>
-#endif
-
 #include "accelkit/attention.h"
-
-// Forced inline on the host: the kernel's channel loops vectorise only when every step function is inlined into
-// them, and GCC's heuristics leave the larger ones (output, advance) as calls.
-#if defined(__CUDACC__)
-#define ACCELKIT_WKV_HD __host__ __device__ __forceinline__
-#elif defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_WKV_HD inline __attribute__((always_inline))
-#else
-#define ACCELKIT_WKV_HD inline
-#endif
 
 namespace accelkit {
 namespace wkv {
@@ -37,7 +20,7 @@ constexpr float kEmptyOffset = -1e38f;
 
 // e^x for x <= 0 (a rounding-sized positive x works too): float uses attention::exp_neg's Cody-Waite reduction
 // and degree-7 polynomial, written with selects instead of an early return so a loop over channels vectorises.
-ACCELKIT_WKV_HD float exp_nonpos(float x) {
+ACCELKIT_HD_INLINE float exp_nonpos(float x) {
   const bool live = x >= attention::kExpFloor;  // false for NaN, -inf and arguments under the floor
   const float c = live ? x : attention::kExpFloor;
   const float n = (c * attention::kLog2e + attention::kRoundMagic) - attention::kRoundMagic;
@@ -52,7 +35,7 @@ ACCELKIT_WKV_HD float exp_nonpos(float x) {
   return live ? e : 0.0f;
 }
 
-ACCELKIT_WKV_HD double exp_nonpos(double x) {
+ACCELKIT_HD_INLINE double exp_nonpos(double x) {
 #if defined(__CUDACC__)
   return exp(x);
 #else
@@ -62,7 +45,7 @@ ACCELKIT_WKV_HD double exp_nonpos(double x) {
 
 // max(a, b), and e^{a - max}, e^{b - max} through one exp: one of the two is e^0 = 1 exactly.
 template <class T>
-ACCELKIT_WKV_HD T fold_max(T a, T b, T& ea, T& eb) {
+ACCELKIT_HD_INLINE T fold_max(T a, T b, T& ea, T& eb) {
   const T d = a - b;
   const bool a_wins = d >= T(0);
   const T e = exp_nonpos(a_wins ? -d : d);
@@ -79,7 +62,7 @@ struct Carry {
 };
 
 template <class T>
-ACCELKIT_WKV_HD Carry<T> empty_carry() {
+ACCELKIT_HD_INLINE Carry<T> empty_carry() {
   return Carry<T>{T(0), T(0), T(kEmptyOffset), T(0), T(0)};
 }
 
@@ -91,7 +74,7 @@ struct Step {
 
 // Output of step t from the carry of steps < t: no = max(o, u + k) scales both terms of the ratio.
 template <class T>
-ACCELKIT_WKV_HD Step<T> output(const Carry<T>& c, T u, T k, T v) {
+ACCELKIT_HD_INLINE Step<T> output(const Carry<T>& c, T u, T k, T v) {
   T e_old, e_new;
   const T no = fold_max(c.o, u + k, e_old, e_new);
   const T den = e_old * c.q + e_new;
@@ -100,7 +83,7 @@ ACCELKIT_WKV_HD Step<T> output(const Carry<T>& c, T u, T k, T v) {
 
 // Folds step t into the carry: a_{t+1} = e^w a_t + e^{k_t} v_t, b likewise, a'_{t+1} = e^w (a'_t + a_t).
 template <class T>
-ACCELKIT_WKV_HD void advance(Carry<T>& c, T w, T k, T v, bool ages) {
+ACCELKIT_HD_INLINE void advance(Carry<T>& c, T w, T k, T v, bool ages) {
   T e_old, e_new;
   const T no = fold_max(w + c.o, k, e_old, e_new);
   if (ages) {
@@ -119,7 +102,7 @@ struct ReverseCarry {
 };
 
 template <class T>
-ACCELKIT_WKV_HD ReverseCarry<T> empty_reverse() {
+ACCELKIT_HD_INLINE ReverseCarry<T> empty_reverse() {
   return ReverseCarry<T>{T(0), T(0), T(kEmptyOffset)};
 }
 
@@ -127,7 +110,7 @@ ACCELKIT_WKV_HD ReverseCarry<T> empty_reverse() {
 // e^{(s-1-t) w + k_t} v_t of its numerator and e^{(s-1-t) w + k_t} of its denominator. k + r <= 0 because the
 // forward offset o_s >= (s-1-t) w + k_t.
 template <class T>
-ACCELKIT_WKV_HD void later_grads(const ReverseCarry<T>& rc, T k, T v, T& gk, T& gv) {
+ACCELKIT_HD_INLINE void later_grads(const ReverseCarry<T>& rc, T k, T v, T& gk, T& gv) {
   const T e = exp_nonpos(k + rc.r);
   gv = rc.alpha * e;
   gk = (v * rc.alpha - rc.beta) * e;
@@ -135,7 +118,7 @@ ACCELKIT_WKV_HD void later_grads(const ReverseCarry<T>& rc, T k, T v, T& gk, T& 
 
 // Folds step t into the reverse carry: A_{t-1} = e^w A_t + g_t / D_t with g_t / D_t = (g_t / den) e^{-no}.
 template <class T>
-ACCELKIT_WKV_HD void retreat(ReverseCarry<T>& rc, T w, T g_over_den, T y, T no) {
+ACCELKIT_HD_INLINE void retreat(ReverseCarry<T>& rc, T w, T g_over_den, T y, T no) {
   T e_old, e_new;
   const T nr = fold_max(w + rc.r, -no, e_old, e_new);
   rc.alpha = e_old * rc.alpha + e_new * g_over_den;
