@@ -147,6 +147,7 @@ def run(argv: list[str]) -> dict:
         "timings": {"public": public, "kernel_only": kernel, "end_to_end": end_to_end, "serve": serve, "peer": peer},
         # The roofline point (accelkit roofline --records) of the headline call, from the op's cost model.
         "ops": headline_cost.work,
+        "unit": headline_cost.unit,
         "bytes": headline_cost.bytes,
         "seconds": public["median"],
         "pack_a_seconds": pack["median"],

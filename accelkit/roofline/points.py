@@ -23,7 +23,7 @@ class Point:
     seconds: float | None = None
     device: str = ""
     bound_ops_per_s: float | None = None
-    bound_kind: str | None = None  # "memory" or "compute": which roof bounds the point
+    bound_kind: str | None = None  # "memory", "compute" or "memory only (...)": which roof bounds the point
     note: str = ""
 
     @property
@@ -58,13 +58,31 @@ class Point:
         }
 
 
+# The units a device's compute roofs count: floating-point operations (datasheets, the host's matmul) and a
+# simulated array's multiply-add ops. Binary ops (XNOR + popcount) and elementwise ops run on other units, whose
+# peaks no roof here gives, so only the memory roof bounds them.
+COMPUTE_ROOF_UNITS = ("FLOP", "op")
+
+
 def judge(point: Point, device: Device) -> Point:
     """`point` with the device's attainable rate at its intensity and which roof sets it; an untimed analytic
     point gets the time the bound implies (so it sits on the roof)."""
+    if point.unit not in COMPUTE_ROOF_UNITS:
+        return _judge_memory_only(point, device)
     bound = device.bound(point.intensity)
     memory = device.bandwidth_bytes_per_s is not None and point.intensity < device.ridge()
     seconds = point.work / bound if point.seconds is None and point.kind == "analytic" else point.seconds
     kind = "memory" if memory else "compute"
+    return replace(point, bound_ops_per_s=bound, bound_kind=kind, device=device.name, seconds=seconds)
+
+
+def _judge_memory_only(point: Point, device: Device) -> Point:
+    bandwidth = device.bandwidth_bytes_per_s
+    bound = point.intensity * bandwidth if bandwidth and math.isfinite(point.intensity) else None
+    seconds = point.seconds
+    if seconds is None and point.kind == "analytic" and bound:
+        seconds = point.work / bound
+    kind = f"memory only (no {point.unit} roof)"
     return replace(point, bound_ops_per_s=bound, bound_kind=kind, device=device.name, seconds=seconds)
 
 
@@ -115,7 +133,7 @@ def record_points(path: str | Path, device: str | None = None) -> list[Point]:
         if device is not None and not str(record.get("device", "")).startswith(device):
             continue
         work = record.get("flops") if record.get("flops") is not None else record.get("ops")
-        unit = "FLOP" if record.get("flops") is not None else "op"
+        unit = record.get("unit") or ("FLOP" if record.get("flops") is not None else "op")
         values = (work, record.get("bytes"), record.get("seconds"))
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
             points.append(Point(record.get("name", f"record {number}"), "measured", *values[:1], unit, *values[1:],

@@ -23,6 +23,10 @@ def make_record(result: dict, argv: list[str]) -> dict:
     `roofline_device`: "simulated: <accelerator>" for a simulator benchmark, "cuda: <GPU>" for a GPU run) and when."""
     record = {"name": result.get("name"), "metric": result.get("metric")}
     record.update({key: _number(result.get(key)) for key in WORK_KEYS})
+    # What the work counts when it is not FLOPs ("binary op" for the XNOR-popcount GEMM): such points get only the
+    # memory roof (roofline.points.judge).
+    if isinstance(result.get("unit"), str):
+        record["unit"] = result["unit"]
     record["device"] = result.get("roofline_device") or f"host: {_host_key()}"
     record["argv"] = list(argv)
     record["python"] = sys.version.split()[0]

@@ -32,7 +32,7 @@ def test_cli_writes_chart_and_table(tmp_path, capsys):
     argv += ["--out", str(tmp_path)]
     assert main(argv) == 0
     rows = json.loads((tmp_path / "roofline.json").read_text())
-    assert [r["bound"] for r in rows] == ["memory", "compute"]
+    assert [r["bound"] for r in rows] == ["memory only (no binary op roof)", "compute"]
     assert rows[0]["bound_ops_per_s"] == pytest.approx(1.03951e14, rel=1e-5)
     assert rows[1]["bound_ops_per_s"] == pytest.approx(989.4e12)
     assert all(r["fraction"] == pytest.approx(1.0) for r in rows)  # analytic points sit on the roof
@@ -105,3 +105,28 @@ def test_unknown_device():
     with pytest.raises(ValueError, match="device: unknown 'b200'"):
         devices.resolve_device("b200")
     assert isinstance(devices.resolve_device("eyeriss"), Device)
+
+
+def test_binary_and_elementwise_points_get_only_the_memory_roof():
+    """A binary-op GEMM at high intensity must not be judged against a FLOP roof (another unit): its bound is the
+    memory roof alone, intensity x bandwidth, and the table says so."""
+    device = Device("d", (("fp32", 1e12),), 1e11, "hand-made")
+    binary = judge(Point("xnor", "measured", 4e12, "binary op", 1e9, seconds=1.0), device)
+    assert binary.bound_ops_per_s == pytest.approx(4e3 * 1e11)
+    assert binary.bound_kind == "memory only (no binary op roof)"
+    assert binary.fraction == pytest.approx(4e12 / 4e14)
+    flop = judge(Point("gemm", "measured", 4e12, "FLOP", 1e9, seconds=1.0), device)
+    assert flop.bound_ops_per_s == pytest.approx(1e12) and flop.bound_kind == "compute"
+    untimed = judge(Point("ew", "analytic", 1e6, "elementwise op", 8e6), device)
+    assert untimed.seconds == pytest.approx(1e6 / (1e6 / 8e6 * 1e11))
+
+
+def test_records_keep_the_unit_of_their_work(tmp_path):
+    from accelkit.roofline.records import make_record
+
+    result = {"name": "b", "metric": "m", "ops": 8.0, "bytes": 2.0, "seconds": 1.0, "unit": "binary op"}
+    record = make_record(result, [])
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    (point,) = record_points(path)
+    assert point.unit == "binary op"
