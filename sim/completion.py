@@ -19,7 +19,7 @@ from pathlib import Path
 
 SHELLS = ("bash", "zsh")
 # Only these modules are imported to read their parsers: the others import torch (seconds).
-PARSER_MODULES = ("accelkit.sim.cli", "accelkit.sim.scalesim.cli")
+PARSER_MODULES = ("accelkit.sim.cli", "accelkit.sim.scalesim.cli", "accelkit.sim.dse.cli", "accelkit.roofline.cli")
 
 
 def _words(items) -> str:

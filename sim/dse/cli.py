@@ -10,7 +10,7 @@ from pathlib import Path
 from accelkit._optional import MissingDependency, require
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="accelkit dse", description=__doc__.splitlines()[0].strip("`"))
     parser.add_argument("spec", help="YAML spec (see examples/*.yaml)")
     parser.add_argument("--out", default=".", help="directory for the results and report (default: .)")
@@ -25,7 +25,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         for module in ("yaml", "pandas", "matplotlib"):
             require(module, feature="accelkit dse")

@@ -337,6 +337,8 @@ def test_bash_completion_comes_from_the_parsers(capsys, tmp_path):
     assert _complete(script, "sim", "--preset", "") == ["tpu_v1", "eyeriss"]
     assert _complete(script, "sim", "--dataflow", "w") == ["ws"]
     assert _complete(script, "scalesim", "-i", "") == ["conv", "gemm"]
+    assert _complete(script, "dse", "--executor", "") == ["process", "serial", "ray"]
+    assert "--precision" in _complete(script, "roofline", "--p")
     flags = {flag for action in build_parser()._actions for flag in action.option_strings}
     assert set(_complete(script, "sim", "--")) == {flag for flag in flags if flag.startswith("--")}
     (tmp_path / "topo.csv").write_text("")
