@@ -306,6 +306,14 @@ py::array_t<T> new_result(int64_t rows, int64_t cols) {
   return py::array_t<T>({rows, cols}, static_cast<T*>(buffer->data), owner);
 }
 
+// An uninitialised [rows, cols] result buffer from the pool, for launchers that allocate outputs in Python.
+py::array empty_result(int64_t rows, int64_t cols, const std::string& dtype) {
+  if (rows < 0 || cols < 0) fail("rows and cols must be >= 0");
+  if (dtype == "float32") return new_result<float>(rows, cols);
+  if (dtype == "float64") return new_result<double>(rows, cols);
+  fail("dtype must be 'float32' or 'float64', got '" + dtype + "'");
+}
+
 // binary_gemm into a new result of `dtype` ("int32", or "float32" converted tile by tile inside the GEMM).
 py::array binary_gemm_new(const py::object& a_obj, const py::object& w_obj, int64_t k, const std::string& dtype,
                           const std::string& isa_name) {
@@ -895,6 +903,9 @@ PYBIND11_MODULE(_C, m) {
     return d;
   });
 
+  m.def("empty_result", &empty_result, py::arg("rows"), py::arg("cols"), py::arg("dtype"),
+        "An uninitialised C-contiguous [rows, cols] float32/float64 array from the result pool (2 MiB-aligned "
+        "buffers on transparent huge pages, reused after the array dies).");
   m.def("binary_pack", &binary_pack, py::arg("x"), py::arg("out"), py::arg("word_bits") = 32,
         py::arg("isa") = "auto",
         "Pack sign bits of x (float32/float64 [R, K], any strides) into out ([R, ceil(K / word_bits)] words, "

@@ -1,55 +1,28 @@
-"""Large CPU outputs backed by transparent huge pages.
+"""Output tensors for the C++ CPU launchers, from the extension's result pool.
 
 A fresh torch CPU tensor of many MiB is new anonymous memory: every 4 KiB page faults and is zeroed by the kernel on
 first write. For a memory-bound kernel that writes its output once (the spiking neurons move 5 T N elements in
-total) those faults can take as long as the kernel itself. Where Linux runs transparent huge pages in `madvise`
-mode (the common default), asking for them on the untouched buffer turns 512 faults into one per 2 MiB. torch's own
-allocator does the same for every allocation when THP_MEM_ALLOC_ENABLE=1 is set; this asks only for the outputs of
-our kernels. The advice is a hint: where it is refused (another OS, THP off, an address torch recycled) nothing
-changes but the speed.
+total) those faults can take as long as the kernel itself. The extension's result pool (csrc/bindings.cpp,
+`new_result`, also behind the binary GEMM's results) hands out 2 MiB-aligned buffers on transparent huge pages and
+keeps a few freed ones for the next result of the same size, so a model that makes the same output every call
+writes into memory that is already mapped.
 """
 
 from __future__ import annotations
 
-import ctypes
-import sys
+import math
 
 import torch
 
-HUGE_PAGE_BYTES = 2 * 1024 * 1024
-# Below a few huge pages the fault savings are microseconds and the madvise call costs as much.
-MIN_ADVISED_BYTES = 4 * HUGE_PAGE_BYTES
-_MADV_HUGEPAGE = 14  # <linux/mman.h>
+from accelkit._native import native
 
-
-def _libc_madvise():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        fn = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_MADVISE = _libc_madvise()
-
-
-def advise_huge_pages(t: torch.Tensor) -> torch.Tensor:
-    """Ask for huge pages over the 2 MiB-aligned interior of a CPU tensor's storage, before it is written; returns t."""
-    nbytes = t.untyped_storage().nbytes()
-    if _MADVISE is None or t.device.type != "cpu" or nbytes < MIN_ADVISED_BYTES:
-        return t
-    start = t.untyped_storage().data_ptr()
-    first = -(-start // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
-    last = (start + nbytes) // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
-    if last > first:
-        _MADVISE(first, last - first, _MADV_HUGEPAGE)
-    return t
+_POOLED = {torch.float32: "float32", torch.float64: "float64"}
 
 
 def output_like(x: torch.Tensor) -> torch.Tensor:
-    """torch.empty_like(x) for a kernel's output, on huge pages when it is large (see the module docstring)."""
-    return advise_huge_pages(torch.empty_like(x, memory_format=torch.contiguous_format))
+    """An uninitialised C-contiguous CPU tensor of x's shape and dtype, from the result pool (torch.empty_like for
+    dtypes the pool does not serve)."""
+    if x.device.type != "cpu" or x.dtype not in _POOLED:
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
+    array = native().empty_result(1, math.prod(x.shape), _POOLED[x.dtype])
+    return torch.from_numpy(array).view(x.shape)
