@@ -28,18 +28,6 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ACCELKIT_ALWAYS_INLINE inline
-#endif
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define ACCELKIT_X86 1
-#else
-#define ACCELKIT_X86 0
-#endif
-
 // The vector code is written once with GCC/clang vector types and always inlined into one entry point per
 // instruction set (target attributes), so the build needs no -march flag and each copy uses its set's registers.
 // Vector values never cross a call that is not inlined, so GCC's note that their ABI differs between instruction

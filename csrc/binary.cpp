@@ -11,17 +11,8 @@
 #include "accelkit/binary.h"
 #include "accelkit/cpu_features.h"
 
-#if defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_ALWAYS_INLINE inline __attribute__((always_inline))
-#else
-#define ACCELKIT_ALWAYS_INLINE inline
-#endif
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define ACCELKIT_X86 1
+#if ACCELKIT_X86
 #include <immintrin.h>
-#else
-#define ACCELKIT_X86 0
 #endif
 
 namespace accelkit {

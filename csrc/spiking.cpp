@@ -20,19 +20,9 @@
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_ALWAYS_INLINE inline __attribute__((always_inline))
-#define ACCELKIT_NOINLINE __attribute__((noinline))
-#else
-#define ACCELKIT_ALWAYS_INLINE inline
-#define ACCELKIT_NOINLINE
-#endif
-
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define ACCELKIT_X86 1
+#if ACCELKIT_X86
 #define ACCELKIT_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #else
-#define ACCELKIT_X86 0
 #define ACCELKIT_TARGET_AVX2
 #endif
 

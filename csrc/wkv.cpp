@@ -25,19 +25,8 @@
 
 #include "accelkit/wkv.h"
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define ACCELKIT_WKV_X86 1
-#else
-#define ACCELKIT_WKV_X86 0
-#endif
-
-// The program bodies must inline into the target("avx2") / target("avx512f") wrappers below, or they are compiled
-// once for the baseline ISA and the wrappers just call that copy.
-#if defined(__GNUC__) || defined(__clang__)
-#define ACCELKIT_WKV_BODY inline __attribute__((always_inline))
-#else
-#define ACCELKIT_WKV_BODY inline
-#endif
+// The program bodies (ACCELKIT_ALWAYS_INLINE) must inline into the target("avx2") / target("avx512f") wrappers
+// below, or they are compiled once for the baseline ISA and the wrappers just call that copy.
 
 namespace accelkit {
 namespace wkv {
@@ -57,7 +46,7 @@ struct Grads {
 };
 
 template <class T>
-ACCELKIT_WKV_BODY void forward_program(const Problem<T>& pr, T* y, int64_t b, int64_t c0) {
+ACCELKIT_ALWAYS_INLINE void forward_program(const Problem<T>& pr, T* y, int64_t b, int64_t c0) {
   const int64_t cb = std::min(kBlock, pr.channels - c0);
   T p[kBlock], q[kBlock], o[kBlock];
   for (int64_t i = 0; i < cb; ++i) {
@@ -86,7 +75,7 @@ ACCELKIT_WKV_BODY void forward_program(const Problem<T>& pr, T* y, int64_t b, in
 
 // Pass 1: gw, gu of this block, and per step no -> gk, g / den -> gv, y -> ys.
 template <class T>
-ACCELKIT_WKV_BODY void backward_forward_pass(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, T* ys) {
+ACCELKIT_ALWAYS_INLINE void backward_forward_pass(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, T* ys) {
   const int64_t cb = std::min(kBlock, pr.channels - c0);
   T p[kBlock], q[kBlock], o[kBlock], dp[kBlock], dq[kBlock];
   // Sums over up to 2^31 steps: float64 accumulators keep them to float32 rounding of the result.
@@ -133,7 +122,7 @@ ACCELKIT_WKV_BODY void backward_forward_pass(const Problem<T>& pr, const Grads<T
 
 // Pass 2, from the last step back: gk, gv from step t's own output and from the later ones.
 template <class T>
-ACCELKIT_WKV_BODY void backward_reverse_pass(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, const T* ys) {
+ACCELKIT_ALWAYS_INLINE void backward_reverse_pass(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, const T* ys) {
   const int64_t cb = std::min(kBlock, pr.channels - c0);
   T alpha[kBlock], beta[kBlock], r[kBlock];
   for (int64_t i = 0; i < cb; ++i) {
@@ -170,7 +159,7 @@ ACCELKIT_WKV_BODY void backward_reverse_pass(const Problem<T>& pr, const Grads<T
 }
 
 template <class T>
-ACCELKIT_WKV_BODY void backward_program(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, std::vector<T>& ys) {
+ACCELKIT_ALWAYS_INLINE void backward_program(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_t c0, std::vector<T>& ys) {
   ys.resize(static_cast<size_t>(pr.steps * kBlock));
   backward_forward_pass(pr, g, b, c0, ys.data());
   backward_reverse_pass(pr, g, b, c0, ys.data());
@@ -193,7 +182,7 @@ void backward_generic(const Problem<T>& pr, const Grads<T>& g, int64_t b, int64_
   backward_program(pr, g, b, c0, ys);
 }
 
-#if ACCELKIT_WKV_X86
+#if ACCELKIT_X86
 template <class T>
 __attribute__((target("avx2,fma"))) void forward_avx2(const Problem<T>& pr, T* y, int64_t b, int64_t c0) {
   forward_program(pr, y, b, c0);
@@ -218,7 +207,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) void backward_avx512(const 
 enum class Path { generic, avx2, avx512 };
 
 Path best_path() {
-#if ACCELKIT_WKV_X86
+#if ACCELKIT_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return Path::avx512;
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Path::avx2;
@@ -228,7 +217,7 @@ Path best_path() {
 
 template <class T>
 ForwardFn<T> forward_for(Path path) {
-#if ACCELKIT_WKV_X86
+#if ACCELKIT_X86
   if (path == Path::avx512) return forward_avx512<T>;
   if (path == Path::avx2) return forward_avx2<T>;
 #endif
@@ -238,7 +227,7 @@ ForwardFn<T> forward_for(Path path) {
 
 template <class T>
 BackwardFn<T> backward_for(Path path) {
-#if ACCELKIT_WKV_X86
+#if ACCELKIT_X86
   if (path == Path::avx512) return backward_avx512<T>;
   if (path == Path::avx2) return backward_avx2<T>;
 #endif

@@ -8,6 +8,24 @@
 #include <omp.h>
 #endif
 
+// x86 with GCC or clang: the kernels build their AVX2 and AVX-512 paths per function (target attributes), so a
+// portable build needs no -march flag.
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define ACCELKIT_X86 1
+#else
+#define ACCELKIT_X86 0
+#endif
+
+// Vector loops stay vectorised only when the step functions they call are inlined into them, which GCC's
+// heuristics do not always do for the larger ones; NOINLINE keeps a cold path out of a hot loop.
+#if defined(__GNUC__) || defined(__clang__)
+#define ACCELKIT_ALWAYS_INLINE inline __attribute__((always_inline))
+#define ACCELKIT_NOINLINE __attribute__((noinline))
+#else
+#define ACCELKIT_ALWAYS_INLINE inline
+#define ACCELKIT_NOINLINE
+#endif
+
 namespace accelkit {
 
 struct CpuFeatures {
@@ -18,7 +36,7 @@ struct CpuFeatures {
 
 inline CpuFeatures cpu_features() {
   CpuFeatures f;
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if ACCELKIT_X86
   __builtin_cpu_init();
   f.popcnt = __builtin_cpu_supports("popcnt");
   f.avx2 = __builtin_cpu_supports("avx2");
