@@ -5,6 +5,7 @@ a wrong dtype, rank, device or size."""
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from typing import Any
 
@@ -34,6 +35,23 @@ def _memory_bytes(device: torch.device) -> int | None:
     if device.type == "cuda":
         return torch.cuda.get_device_properties(device).total_memory
     return None
+
+
+def check_bool(name: str, value: object) -> bool:
+    """value itself when it is a bool; 0, 1 and other truthy objects are refused, not converted."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return value
+
+
+def check_real(name: str, value: object) -> float:
+    """A finite real number (int, float, NumPy scalars; not bool) as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
 
 
 def check_tensor(

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from accelkit.kernels._common.checks import check_same_device, check_tensor
+from accelkit.kernels._common.checks import check_bool, check_same_device, check_tensor
 from accelkit.kernels._common.words import as_int
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -47,12 +47,6 @@ def _check_float(name: str, value: Any) -> float:
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
     return value
 
 
@@ -108,8 +102,8 @@ def check_args(
     mode: Any = "chunk",
 ) -> Problem:
     """Checks every argument that needs no data read; returns the call's Problem."""
-    _check_bool("output_final_state", output_final_state)
-    _check_bool("use_qk_l2norm", use_qk_l2norm)
+    check_bool("output_final_state", output_final_state)
+    check_bool("use_qk_l2norm", use_qk_l2norm)
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, got {type(mode).__name__}")
     if mode not in MODES:

@@ -20,12 +20,11 @@ output for the matmul), and no multiply-accumulates.
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
-from accelkit.kernels._common.checks import check_result_size, check_same_device, check_tensor
+from accelkit.kernels._common.checks import check_real, check_result_size, check_same_device, check_tensor
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.kernels._common.words import K_MAX
 from accelkit.kernels.spiking import energy
@@ -184,15 +183,6 @@ _spike_matmul_op.register_autograd(_spike_matmul_backward, setup_context=_spike_
 # --- public functions ---------------------------------------------------------------------------------------------
 
 
-def _check_number(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
 def _check_qkv(q: object, k: object, v: object) -> None:
     check_tensor("q", q, FLOAT_DTYPES, min_dim=5, max_dim=5)
     for name, x in (("k", k), ("v", v)):
@@ -215,7 +205,7 @@ def sdsa_v1(q: Tensor, k: Tensor, v: Tensor, *, v_threshold: float = 0.5) -> Ten
     dtype; gradients for q, k, v through the surrogate.
     """
     _check_qkv(q, k, v)
-    v_threshold = _check_number("v_threshold", v_threshold)
+    v_threshold = check_real("v_threshold", v_threshold)
     if v_threshold <= V1_V_RESET:
         raise ValueError(f"v_threshold must be > v_reset = {V1_V_RESET}, got {v_threshold}")
     from accelkit.kernels.spiking.op import lif
@@ -234,7 +224,7 @@ def sdsa_v2(q: Tensor, k: Tensor, v: Tensor, *, scale: float = 0.125) -> Tensor:
     neuron that follows it in the models; gradients for q, k, v.
     """
     _check_qkv(q, k, v)
-    scale = _check_number("scale", scale)
+    scale = check_real("scale", scale)
     return _sdsa_v2_op(q, k, v, scale)
 
 

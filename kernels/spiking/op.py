@@ -17,7 +17,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from accelkit.kernels._common.checks import check_result_size, check_same_device, check_tensor
+from accelkit.kernels._common.checks import (
+    check_bool,
+    check_real,
+    check_result_size,
+    check_same_device,
+    check_tensor,
+)
 from accelkit.kernels._common.dtypes import FLOAT_DTYPES
 from accelkit.kernels.spiking import energy
 from accelkit.kernels.spiking.reference import DEFAULT_ALPHA, SURROGATES
@@ -216,21 +222,6 @@ def _record_updates(kind: str, x: Tensor) -> None:
     energy.record(kind, energy.SynapticOps(acs=updates) if kind == "if_neuron" else energy.SynapticOps(macs=updates))
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
-    return value
-
-
-def _check_number(name: str, value: object) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
-
-
 def _check_common(
     x_seq: object,
     v_init: object,
@@ -252,20 +243,20 @@ def _check_common(
                 f"v_init must have shape {tuple(x_seq.shape[1:])} (x_seq without T), got {tuple(v_init.shape)}"
             )
         check_same_device(("x_seq", x_seq), ("v_init", v_init))
-    v_threshold = _check_number("v_threshold", v_threshold)
+    v_threshold = check_real("v_threshold", v_threshold)
     if v_reset is not None:
-        v_reset = _check_number("v_reset", v_reset)
+        v_reset = check_real("v_reset", v_reset)
         if v_threshold <= v_reset:
             raise ValueError(f"v_threshold must be > v_reset, got v_threshold={v_threshold}, v_reset={v_reset}")
     if not isinstance(surrogate, str):
         raise TypeError(f"surrogate must be a str, one of {SURROGATES}, got {type(surrogate).__name__}")
     if surrogate not in SURROGATES:
         raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
-    alpha = DEFAULT_ALPHA[surrogate] if alpha is None else _check_number("alpha", alpha)
+    alpha = DEFAULT_ALPHA[surrogate] if alpha is None else check_real("alpha", alpha)
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
-    _check_bool("detach_reset", detach_reset)
-    _check_bool("return_v", return_v)
+    check_bool("detach_reset", detach_reset)
+    check_bool("return_v", return_v)
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a str, one of {BACKENDS}, got {type(backend).__name__}")
     if backend not in BACKENDS:
@@ -348,10 +339,10 @@ def lif(
     v_threshold, v_reset, surrogate, alpha, backend = _check_common(
         x_seq, v_init, v_threshold, v_reset, surrogate, alpha, detach_reset, return_v, backend
     )
-    tau = _check_number("tau", tau)
+    tau = check_real("tau", tau)
     if tau <= 1.0:
         raise ValueError(f"tau must be > 1, got {tau}")
-    _check_bool("decay_input", decay_input)
+    check_bool("decay_input", decay_input)
     return _run(
         "lif",
         x_seq,
@@ -427,7 +418,7 @@ def plif(
     if w.numel() != 1:
         raise ValueError(f"w must have one element (the decay parameter), got shape {tuple(w.shape)}")
     check_same_device(("x_seq", x_seq), ("w", w))
-    _check_bool("decay_input", decay_input)
+    check_bool("decay_input", decay_input)
     return _run(
         "plif",
         x_seq,
@@ -467,9 +458,9 @@ def neuron_states(
     v_threshold, v_reset, surrogate, alpha, backend = _check_common(
         x_seq, v_init, v_threshold, v_reset, surrogate, alpha, detach_reset, store_v_seq, backend
     )
-    _check_bool("decay_input", decay_input)
+    check_bool("decay_input", decay_input)
     if kind == "lif":
-        tau = _check_number("tau", tau)
+        tau = check_real("tau", tau)
         if tau <= 1.0:
             raise ValueError(f"tau must be > 1, got {tau}")
         args = ("lif", None, 1.0 / tau, decay_input)
