@@ -3,17 +3,21 @@
 would otherwise call. One head, B = 1, D = 64, m = 64 features, D_v = 64, float32, forward + backward of all four
 inputs (q, k, v, rpe_bias), T from 1k to 64k (--quick: 256 to 2k).
 
-Time: the median of --repeats calls after one warm-up while a call takes under a second, a single call above that
-(a 64k direct call takes about a minute on a shared 2-core CPU). Peak memory: the process's resident set sampled
-every millisecond during the first call, minus what it held before the call (inputs included in neither); torch's
-large CPU blocks are mmap'd and return to the system when freed, so the baseline does not creep. SDPA runs while
-its T x T bias is within 8 GB and its estimated working set (5 T x T float32 tensors) within half the memory
-available; past that its time and memory are extrapolated from the largest run (T^2) and marked so.
+Time: fft, direct and auto are timed in interleaved rounds (each method once per round, the order rotating), the
+median of --repeats rounds after a warm-up round while a call takes under a second, of LONG_ROUNDS rounds (the first
+calls included) above that (a 64k direct call takes about a minute on a shared 2-core CPU). Peak memory: the
+process's resident set sampled every millisecond during the first call, minus what it held before the call (inputs
+included in neither); torch's large CPU blocks are mmap'd and return to the system when freed, so the baseline does
+not creep. SDPA runs while its T x T bias is within 8 GB and its estimated working set (5 T x T float32 tensors)
+within half the memory available; past that its time and memory are extrapolated from the largest run (T^2) and
+marked so.
 
 JSON: ratio = the FFT path's speed over the direct path's at T = 65536 (goal >= 1.5); crossover_T (goal <= 32k,
 interpolated log-linearly between grid points); fft_memory_exponent (log-log fit of peak memory over T >= 4096,
 goal <= 1.1); largest T within 16 GB per method (from the fitted memory curve, extrapolated past the runs);
-auto_over_best (the worst ratio of auto's time to the better of fft and direct over the grid, goal <= 1.1); and
+auto_over_best (the worst ratio of auto's median time to the better of fft's and direct's over the grid, goal <= 1.1)
+and auto_over_best_paired (the same from the rounds: per T the median over rounds of auto's time over the better of
+the two in the same round, then the worst T); and
 fft_unit_cost_fit, the constant kernels/fft_rpe/op.py's cost model would need to match this run. A PNG of the
 curves goes to bench/out/fft_rpe.png when matplotlib is installed.
 """
@@ -41,6 +45,9 @@ D = M = DV = 64
 FULL = (1024, 2048, 4096, 8192, 16384, 32768, 65536)
 QUICK = (256, 512, 1024, 2048)
 OUT = Path(__file__).resolve().parent / "out"
+# Rounds per T once a call takes a second or more (a 64k direct call takes about a minute on a shared 2-core CPU):
+# three keep a median, at about 7 minutes for the 64k row.
+LONG_ROUNDS = 3
 
 
 def _rss() -> int:
@@ -106,26 +113,54 @@ def _sdpa(q, k, v, bias):
     out.backward(torch.ones_like(out))
 
 
-def _measure(step, t: int, repeats: int) -> dict:
+def _first_call(step, t: int) -> tuple[list, float, int]:
+    """The leaves of one method at T, its first call's seconds and that call's peak extra memory."""
     leaves = _inputs(t)
-
-    def call():
-        for x in leaves:
-            x.grad = None
-        step(*leaves)
-
     with _PeakRss() as mem:
         start = time.perf_counter()
-        call()
+        _call(step, leaves)
         first = time.perf_counter() - start
-    samples = [first]
-    if first < 1.0:
-        samples = []
-        for _ in range(repeats):
+    return leaves, first, mem.bytes
+
+
+def _call(step, leaves) -> None:
+    for x in leaves:
+        x.grad = None
+    step(*leaves)
+
+
+def _measure_rounds(steps: dict, t: int, repeats: int) -> dict[str, dict]:
+    """Each method's rows at T from interleaved rounds: every round times each method once, the order rotating from
+    round to round, so a slow stretch of a shared host lands on all of them alike. The first call of each method
+    (its memory sample) is round 0, a warm-up when the slowest first call took under a second (then `repeats` rounds
+    follow) and a sample otherwise (then LONG_ROUNDS rounds in all). `paired_auto` is auto's time over the better of
+    fft and direct within each round."""
+    names = list(steps)
+    state = {name: _first_call(steps[name], t) for name in names}
+    samples = {name: [state[name][1]] for name in names}
+    fast = max(state[n][1] for n in names) < 1.0
+    if fast:  # the first call is then a warm-up, not a sample
+        samples = {name: [] for name in names}
+    for r in range(1, repeats + 1 if fast else LONG_ROUNDS):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             start = time.perf_counter()
-            call()
-            samples.append(time.perf_counter() - start)
-    return {"seconds": statistics.median(samples), "min": min(samples), "max": max(samples), "peak_bytes": mem.bytes}
+            _call(steps[name], state[name][0])
+            samples[name].append(time.perf_counter() - start)
+    rows = {
+        name: {
+            "T": t,
+            "seconds": statistics.median(s),
+            "min": min(s),
+            "max": max(s),
+            "samples": s,
+            "peak_bytes": state[name][2],
+        }
+        for name, s in samples.items()
+    }
+    if {"auto", "fft", "direct"} <= set(names):
+        paired = [a / min(f, d) for a, f, d in zip(samples["auto"], samples["fft"], samples["direct"], strict=True)]
+        rows["auto"]["paired_auto"] = paired
+    return rows
 
 
 def _sdpa_fits(t: int) -> bool:
@@ -231,12 +266,12 @@ def run(argv: list[str]) -> dict:
     for step in steps.values():
         step(*_inputs(64))
     for t in grid:
-        for name, step in steps.items():
-            if name == "sdpa" and not _sdpa_fits(t):
-                continue
-            row = {"T": t, **_measure(step, t, args.repeats)}
-            if name == "auto":
-                row["picked"] = choose_method(t, M, DV + 1, "cpu")
+        ours = {name: step for name, step in steps.items() if name != "sdpa"}
+        rows = _measure_rounds(ours, t, args.repeats)
+        if _sdpa_fits(t):
+            rows.update(_measure_rounds({"sdpa": _sdpa}, t, args.repeats))
+        rows["auto"]["picked"] = choose_method(t, M, DV + 1, "cpu")
+        for name, row in rows.items():
             results[name].append(row)
             print(f"T={t:6d} {name:6s} {row['seconds']:9.4f} s  peak {row['peak_bytes'] / GB:7.3f} GB", flush=True)
     if results["sdpa"]:
@@ -245,6 +280,7 @@ def run(argv: list[str]) -> dict:
     direct_s = [r["seconds"] for r in results["direct"]]
     best = [min(a, b) for a, b in zip(fft_s, direct_s, strict=True)]
     auto_over_best = max(r["seconds"] / b for r, b in zip(results["auto"], best, strict=True))
+    auto_paired = max(statistics.median(r["paired_auto"]) for r in results["auto"])
     big_fft = [r for r in results["fft"] if r["T"] >= 4096] or results["fft"]
     exponent = _fit([r["T"] for r in big_fft], [r["peak_bytes"] for r in big_fft])[0] if len(big_fft) > 1 else None
     head = grid[-1]
@@ -264,6 +300,7 @@ def run(argv: list[str]) -> dict:
         "fft_memory_exponent": exponent,
         "largest_T_within_16GB": {name: _largest_within(rows, 16 * GB) for name, rows in results.items() if rows},
         "auto_over_best": auto_over_best,
+        "auto_over_best_paired": auto_paired,
         "fft_unit_cost_fit": statistics.median(
             _unit_cost(t, f, d) for t, f, d in zip(grid, fft_s, direct_s, strict=True)
         ),
