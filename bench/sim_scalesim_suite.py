@@ -14,7 +14,7 @@ without scalesim: every report must match byte for byte and, with traces on, eve
 
 The JSON's `ratio` is the aggregate whole-process speed-up: scalesim's recorded seconds over ours, summed over the
 cases, reports only; `trace_ratio` is the same with `-s Y`. Ours is the best of `--repeat` runs (default 2).
-scalesim's seconds were measured once, on a shared machine, and are kept with the goldens.
+scalesim's seconds were measured once, on this 2-core machine with nothing else running, and are kept with the goldens.
 """
 
 from __future__ import annotations
