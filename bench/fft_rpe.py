@@ -173,12 +173,19 @@ def _fit(xs, ys) -> tuple[float, float]:
     return float(slope), float(icpt)
 
 
+# Peaks below this are within the RSS sampler's noise (allocator caching, a page table), too small to fit a curve to.
+MIN_FIT_BYTES = 64 * 2**20
+
+
 def _largest_within(rows: list[dict], budget: float) -> dict:
     """The largest T whose (fitted) peak memory is within budget: measured if a run reached it, else the T at which
-    the log-log fit over the runs with T >= 4096 (all runs if fewer than two) crosses the budget."""
+    the log-log fit crosses the budget, fitted over the runs with T >= 4096 and a peak of at least MIN_FIT_BYTES
+    (the two largest runs if fewer qualify)."""
     done = [r for r in rows if not r.get("extrapolated")]
-    big = [r for r in done if r["T"] >= 4096] or done
-    big = big if len(big) >= 2 else done
+    big = [r for r in done if r["T"] >= 4096 and r["peak_bytes"] >= MIN_FIT_BYTES]
+    big = big if len(big) >= 2 else done[-2:]
+    if len(big) < 2:
+        return {"T": None, "extrapolated": True, "slope": None}
     slope, icpt = _fit([r["T"] for r in big], [max(r["peak_bytes"], 1) for r in big])
     if not slope > 0.1:
         # Memory flat in T over the runs (small sizes lost in the sampler's noise): no curve to extrapolate.
@@ -186,7 +193,8 @@ def _largest_within(rows: list[dict], budget: float) -> dict:
     t_fit = math.exp((math.log(budget) - icpt) / slope)
     within = [r["T"] for r in done if r["peak_bytes"] <= budget]
     measured = max(within) if within else 0
-    return {"T": int(max(t_fit, measured)), "extrapolated": t_fit > max(r["T"] for r in done), "slope": slope}
+    return {"T": int(max(t_fit, measured)), "extrapolated": t_fit > max(r["T"] for r in done), "slope": slope,
+            "fit_T": [r["T"] for r in big]}  # fmt: skip
 
 
 def _crossover(grid, fft_s, direct_s) -> float | None:
