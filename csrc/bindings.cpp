@@ -22,6 +22,7 @@
 #include "accelkit/binary.h"
 #include "accelkit/cpu_features.h"
 #include "accelkit/delta_rule.h"
+#include "accelkit/scalesim.h"
 #include "accelkit/spiking.h"
 #include "accelkit/wkv.h"
 
@@ -888,6 +889,73 @@ void delta_rule_recurrent(const py::object& q_obj, const py::object& k_obj, cons
   if (status != accelkit::delta_rule::Status::ok) fail("delta_rule_recurrent: invalid arguments");
 }
 
+// --- SCALE-Sim read buffers (csrc/scalesim.cpp) ----------------------------------------------------------------
+
+const int64_t* int64_1d(const py::object& obj, const std::string& name) {
+  const py::array a = as_nd_array(obj, name, 1);
+  return int64_vector(a, name, a.shape(0));
+}
+
+py::array_t<int64_t> int64_result(const std::vector<int64_t>& values) {
+  py::array_t<int64_t> out(static_cast<py::ssize_t>(values.size()));
+  std::copy(values.begin(), values.end(), out.mutable_data());
+  return out;
+}
+
+void check_scalesim(accelkit::scalesim::Status status, const std::string& what) {
+  using accelkit::scalesim::Status;
+  if (status == Status::bad_argument) fail(what + ": invalid arguments");
+  if (status == Status::out_of_memory) throw std::bad_alloc();
+  if (status == Status::never_prefetched) fail("a demanded address is never prefetched; SCALE-Sim would loop forever");
+  if (status == Status::window_never_reaches) fail("read buffer window never reaches a demanded address");
+}
+
+// The stream's arrays must stay referenced by the caller while the view is used.
+accelkit::scalesim::TiledStream tiled_stream(const py::object& fold_tile, const py::object& tile_start,
+                                             const py::object& addr, const py::object& row, int64_t rows_per_fold) {
+  accelkit::scalesim::TiledStream s{};
+  s.fold_tile = int64_1d(fold_tile, "fold_tile");
+  s.folds = py::len(fold_tile);
+  s.tiles = static_cast<int64_t>(py::len(tile_start)) - 1;
+  if (s.tiles < 0) fail("tile_start must have at least one entry");
+  s.tile_start = int64_1d(tile_start, "tile_start");
+  s.addr = int64_1d(addr, "addr");
+  s.tile_len = py::len(addr);
+  s.row = int64_vector(as_nd_array(row, "row", 1), "row", s.tile_len);
+  s.rows_per_fold = rows_per_fold;
+  return s;
+}
+
+py::array_t<int64_t> scalesim_user_read(const py::object& fold_tile, const py::object& tile_start,
+                                        const py::object& addr, const py::object& row, int64_t rows_per_fold,
+                                        const py::object& seq, int64_t set_words, int64_t n_active,
+                                        int64_t n_prefetch) {
+  accelkit::scalesim::UserReadArgs a{tiled_stream(fold_tile, tile_start, addr, row, rows_per_fold),
+                                     int64_1d(seq, "seq"), 0, set_words, n_active, n_prefetch};
+  a.seq_n = py::len(seq);
+  std::vector<int64_t> events;
+  accelkit::scalesim::Status status;
+  {
+    py::gil_scoped_release release;
+    status = accelkit::scalesim::user_read_events(a, &events);
+  }
+  check_scalesim(status, "scalesim_user_read");
+  return int64_result(events);
+}
+
+py::tuple scalesim_calc_read_folds(const py::object& fold_tile, const py::object& tile_start, const py::object& addr,
+                                   const py::object& row, int64_t rows_per_fold, int64_t words, int64_t cap) {
+  const accelkit::scalesim::TiledStream s = tiled_stream(fold_tile, tile_start, addr, row, rows_per_fold);
+  accelkit::scalesim::CalcFoldsResult out;
+  accelkit::scalesim::Status status;
+  {
+    py::gil_scoped_release release;
+    status = accelkit::scalesim::calc_read_folds(s, words, cap, &out);
+  }
+  check_scalesim(status, "scalesim_calc_read_folds");
+  return py::make_tuple(int64_result(out.flush_rows), out.used);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -993,4 +1061,16 @@ PYBIND11_MODULE(_C, m) {
   m.def("wkv_backward", &wkv_backward, py::arg("w"), py::arg("u"), py::arg("k"), py::arg("v"), py::arg("gy"),
         py::arg("gk"), py::arg("gv"), py::arg("gw"), py::arg("gu"), py::arg("threads") = 0,
         "Gradients of WKV: gk, gv [B, T, C] and the per-sequence gw, gu [B, C] (sum them over B) from gy [B, T, C].");
+  m.def("scalesim_user_read", &scalesim_user_read, py::arg("fold_tile"), py::arg("tile_start"), py::arg("addr"),
+        py::arg("row"), py::arg("rows_per_fold"), py::arg("seq"), py::arg("set_words"), py::arg("n_active"),
+        py::arg("n_prefetch"),
+        "SCALE-Sim's USER-mode read buffer over a tiled demand stream (all int64, 1-D; fold f reads "
+        "addr[tile_start[k]:tile_start[k + 1]] at row[...] + f * rows_per_fold, k = fold_tile[f]) with prefetch "
+        "order seq in sets of set_words, n_active resident, n_prefetch per fetch: the demand row of every prefetch "
+        "(int64). ValueError where scalesim would loop forever.");
+  m.def("scalesim_calc_read_folds", &scalesim_calc_read_folds, py::arg("fold_tile"), py::arg("tile_start"),
+        py::arg("addr"), py::arg("row"), py::arg("rows_per_fold"), py::arg("words"), py::arg("cap"),
+        "SCALE-Sim's CALC-mode read buffer over a tiled demand stream (as scalesim_user_read) with addresses in "
+        "[0, words): the cap-th new word since the last flush flushes. Returns (flush rows, new words of the last "
+        "segment).");
 }

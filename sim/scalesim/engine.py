@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from accelkit._native import available, native
 from accelkit.sim.compute import compute_stats, native_compute_stats, spatial_dims
 from accelkit.sim.engine import LayerStats
 from accelkit.sim.hardware import Hardware
@@ -19,6 +20,7 @@ from accelkit.sim.scalesim.memory import (
     calc_read_dram,
     run_memory,
     user_read,
+    user_read_tiles,
 )
 from accelkit.sim.scalesim.streams import (
     CompatLayer,
@@ -26,6 +28,7 @@ from accelkit.sim.scalesim.streams import (
     Offsets,
     RowCounts,
     demand_stream,
+    demand_tiles,
     fold_demand,
     fold_tiles,
     geometry,
@@ -167,6 +170,9 @@ def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) ->
     offs = Offsets(hw.ifmap_offset, hw.filter_offset, hw.ofmap_offset)
     counts = RowCounts(geo)
     if not calc:
+        tiled = _replay_user_tiled(geo, hw, offs, counts) if not (hw.calc_mode or word_level) and available() else None
+        if tiled is not None:
+            return CompatRun(layer, geo, offs, counts, *tiled, None)
         streams = {op: demand_stream(geo, op, offs) for op in ("ifmap", "filter")}
         rows = {op: streams[op][1][[0, -1]] for op in streams}
         reads, run = _replay(geo, hw, offs, streams, counts)
@@ -187,13 +193,16 @@ def run_compat(layer: CompatLayer, hw: Hardware, *, word_level: bool = False) ->
     return CompatRun(layer, geo, offs, counts, reads, rows, run, streams)
 
 
-def _calc_read_folds(geo: Geometry, offs: Offsets, total_words: int) -> CalcRead:
+def _calc_read_folds(geo: Geometry, offs: Offsets, total_words: int, *, use_native: bool | None = None) -> CalcRead:
     """CALC IFMAP read buffer of an overlapping conv, fold by fold: a fold's new words are its first occurrences
-    not yet seen in the current segment (one small sort per fold, not one over the whole stream), and a segment
-    ends at its 50 x set_words-th new word. Folds sharing a tile key read the same words in the same order, so a
-    tile read whole within the current segment adds nothing and is skipped, and each tile is generated once."""
+    not yet seen in the current segment, and a segment ends at its 50 x set_words-th new word. Folds sharing a tile
+    key read the same words in the same order, so a tile read whole within the current segment adds nothing and is
+    skipped, and each tile is generated once. The C++ loop (accelkit._C) runs when the extension is built, unless
+    `use_native` is False; otherwise one small sort per fold, not one over the whole stream."""
     set_words = total_words // 100
     cap = 50 * set_words
+    if available() if use_native is None else use_native:
+        return _calc_read_folds_native(geo, offs, set_words)
     keys, _ = fold_tiles(geo, "ifmap")
     lo = offs.ifmap
     segment = np.full(geo.layer.ifmap_h * geo.layer.ifmap_w * geo.layer.channels, -1, dtype=np.int64)
@@ -226,6 +235,16 @@ def _calc_read_folds(geo: Geometry, offs: Offsets, total_words: int) -> CalcRead
             current, used, pos = current + 1, 0, q + 1
             whole.clear()
     return CalcRead(np.asarray(flushes, dtype=np.int64), reads + used, used, set_words)
+
+
+def _calc_read_folds_native(geo: Geometry, offs: Offsets, set_words: int) -> CalcRead:
+    tiles = demand_tiles(geo, "ifmap", offs, base=offs.ifmap)
+    lay, t, cap = geo.layer, tiles, 50 * set_words
+    words = lay.ifmap_h * lay.ifmap_w * lay.channels
+    flushes, used = native().scalesim_calc_read_folds(
+        t.fold_tile, t.tile_start, t.addr, t.row, t.rows_per_fold, words, cap
+    )
+    return CalcRead(flushes, cap * flushes.size + used, used, set_words)
 
 
 def _first_occurrences(addr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -301,6 +320,22 @@ def _replay(geo: Geometry, hw: Hardware, offs: Offsets, streams: dict, counts: R
         bw = _whole(hw.read_bw(op), f"{op}_dram_bw_words_per_cycle")
         reads[op] = user_read(addr, rows, seq, seq_len, hw.sram_words(op), bw)
     return reads, run_memory(counts, wb, (reads["ifmap"], reads["filter"]))
+
+
+def _replay_user_tiled(geo: Geometry, hw: Hardware, offs: Offsets, counts: RowCounts):
+    """_replay in USER mode without materialising the demand streams (the C++ read buffer walks the tiles); None
+    for an operand with no request or no prefetched word, which _replay handles."""
+    wb = WriteBuffer(hw.sram_words("ofmap"), _whole(hw.dram_bw_words_per_cycle, "dram_bw_words_per_cycle"))
+    tiles = {op: demand_tiles(geo, op, offs) for op in ("ifmap", "filter")}
+    reads = {}
+    for op, t in tiles.items():
+        seq, seq_len = prefetch_sequence(geo, op, offs)
+        if t.addr.size == 0 or seq.size == 0:
+            return None
+        bw = _whole(hw.read_bw(op), f"{op}_dram_bw_words_per_cycle")
+        reads[op] = user_read_tiles(t, seq, seq_len, hw.sram_words(op), bw)
+    rows = {op: t.edge_rows() for op, t in tiles.items()}
+    return reads, rows, run_memory(counts, wb, (reads["ifmap"], reads["filter"]))
 
 
 def _edge_rows(geo: Geometry, op: str) -> np.ndarray:

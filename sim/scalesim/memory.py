@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from accelkit.sim.scalesim.streams import RowCounts
+from accelkit._native import available, native
+from accelkit.sim.scalesim.streams import DemandTiles, RowCounts
 
 
 def first_occurrence_prev(addr: np.ndarray) -> np.ndarray:
@@ -180,14 +181,57 @@ class _Window:
         return bool(self.present[address - self.lo])
 
 
-def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int, total_words: int, bw: int) -> UserRead:
-    """Replay SCALE-Sim's USER-mode read buffer over a demand stream; returns the row of every prefetch."""
+def user_read(
+    addr: np.ndarray,
+    rows: np.ndarray,
+    seq: np.ndarray,
+    seq_len: int,
+    total_words: int,
+    bw: int,
+    *,
+    use_native: bool | None = None,
+) -> UserRead:
+    """Replay SCALE-Sim's USER-mode read buffer over a demand stream; returns the row of every prefetch. The C++
+    loop (accelkit._C) runs when the extension is built, unless `use_native` is False; NumPy otherwise."""
+    if seq.size and (available() if use_native is None else use_native):
+        addr, rows = (np.ascontiguousarray(x, dtype=np.int64) for x in (addr, rows))
+        whole = DemandTiles(np.zeros(1, dtype=np.int64), np.asarray([0, addr.size], dtype=np.int64), addr, rows, 0)
+        return user_read_tiles(whole, seq, seq_len, total_words, bw)
+    set_words, active, n_active, n_prefetch = _user_window(total_words, seq.size)
+    events = _user_read_events(addr, rows, _Window(seq, set_words, n_active), n_prefetch)
+    return _user_result(events, seq_len, total_words, active, bw)
+
+
+def user_read_tiles(tiles: DemandTiles, seq: np.ndarray, seq_len: int, total_words: int, bw: int) -> UserRead:
+    """user_read over a tiled demand stream, in C++ (needs accelkit._C and a non-empty `seq`)."""
+    set_words, active, n_active, n_prefetch = _user_window(total_words, seq.size)
+    t = tiles
+    seq = np.ascontiguousarray(seq, dtype=np.int64)
+    events = native().scalesim_user_read(
+        t.fold_tile, t.tile_start, t.addr, t.row, t.rows_per_fold, seq, set_words, n_active, n_prefetch
+    )
+    return _user_result(events, seq_len, total_words, active, bw)
+
+
+def _user_window(total_words: int, seq_words: int) -> tuple[int, int, int, int]:
+    """(words per set, active words, sets in the window, sets per prefetch) of a USER read buffer."""
     set_words = math.ceil(total_words / 100)
     active = math.ceil(total_words * 0.5)
-    n_sets = seq.size // set_words + 1
+    n_sets = seq_words // set_words + 1
     n_active = min(math.ceil(active / set_words), n_sets)
     n_prefetch = min(math.ceil((total_words - active) / set_words), n_sets - n_active)
-    window = _Window(seq, set_words, n_active)
+    return set_words, active, n_active, n_prefetch
+
+
+def _user_result(events: np.ndarray, seq_len: int, total_words: int, active: int, bw: int) -> UserRead:
+    fetch_lines = -(-seq_len // bw)
+    first = min(-(-active // bw), fetch_lines)
+    per = -(-(total_words - active) // bw)
+    return UserRead(events, first, per, bw)
+
+
+def _user_read_events(addr: np.ndarray, rows: np.ndarray, window: _Window, n_prefetch: int) -> np.ndarray:
+    """NumPy replay of the read buffer: the demand row of every prefetch."""
     window.check(addr)
     events: list[int] = []
     p, n = 0, addr.size
@@ -204,7 +248,7 @@ def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int,
         if not window.prefetched(int(addr[q])):
             raise ValueError("a demanded address is never prefetched; SCALE-Sim would loop forever")
         word = addr[q : q + 1]
-        for _ in range(n_sets + 1):
+        for _ in range(window.n_sets + 1):
             if n_prefetch == 0:
                 break
             window.advance(n_prefetch)
@@ -214,10 +258,7 @@ def user_read(addr: np.ndarray, rows: np.ndarray, seq: np.ndarray, seq_len: int,
         else:
             raise ValueError("read buffer window never reaches a demanded address")
         p, chunk = q + 1, max(256, 4 * (q + 1 - p))
-    fetch_lines = -(-seq_len // bw)
-    first = min(-(-active // bw), fetch_lines)
-    per = -(-(total_words - active) // bw)
-    return UserRead(np.asarray(events, dtype=np.int64), first, per, bw)
+    return np.asarray(events, dtype=np.int64)
 
 
 class WriteBuffer:

@@ -220,6 +220,51 @@ def demand_stream(geo: Geometry, operand: str, offs: Offsets) -> tuple[np.ndarra
     return np.concatenate(addrs), np.concatenate(rows)
 
 
+@dataclass(frozen=True)
+class DemandTiles:
+    """An operand's demand stream without the copies: fold f reads tile k = fold_tile[f], the addresses
+    addr[tile_start[k]:tile_start[k + 1]] at rows row[...] + f * rows_per_fold (tiles as in fold_tiles)."""
+
+    fold_tile: np.ndarray
+    tile_start: np.ndarray
+    addr: np.ndarray
+    row: np.ndarray
+    rows_per_fold: int
+
+    def fold_rows(self, f: int) -> np.ndarray:
+        k = int(self.fold_tile[f])
+        return self.row[int(self.tile_start[k]) : int(self.tile_start[k + 1])]
+
+    def edge_rows(self) -> np.ndarray:
+        """Demand rows of the first and last request (the stream must not be empty)."""
+        sizes = np.diff(self.tile_start)[self.fold_tile]
+        busy = np.flatnonzero(sizes)
+        first, last = int(busy[0]), int(busy[-1])
+        return np.asarray(
+            [
+                int(self.fold_rows(first)[0]) + first * self.rows_per_fold,
+                int(self.fold_rows(last)[-1]) + last * self.rows_per_fold,
+            ],
+            dtype=np.int64,
+        )
+
+
+def demand_tiles(geo: Geometry, operand: str, offs: Offsets, *, base: int = 0) -> DemandTiles:
+    """demand_stream as DemandTiles, each distinct tile generated once from its first fold; addresses minus `base`."""
+    keys, _ = fold_tiles(geo, operand)
+    _, first_fold, fold_tile = np.unique(keys, return_index=True, return_inverse=True)
+    per = geo.rows_per_fold
+    addrs, rows = [], []
+    for f in first_fold.tolist():
+        addr, row = fold_demand(geo, operand, f, offs)
+        addrs.append(addr - base)
+        rows.append(row - f * per)
+    sizes = np.fromiter((a.size for a in addrs), dtype=np.int64, count=len(addrs))
+    start = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(sizes)])
+    as64 = [np.ascontiguousarray(np.concatenate(x), dtype=np.int64) for x in (addrs, rows)]
+    return DemandTiles(np.ascontiguousarray(fold_tile.ravel(), dtype=np.int64), start, *as64, per)
+
+
 def _fold_write_counts(geo: Geometry, used_rows: int, used_cols: int) -> np.ndarray:
     """OFMAP writes in each demand row of one fold (SCALE-Sim's OFMAP demand matrix, -1 entries dropped)."""
     rows, t = geo.grid.rows, geo.grid.t
