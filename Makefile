@@ -70,7 +70,7 @@ SAN_OPENMP = $(shell printf 'int main(){}' | $(CXX) -fopenmp -x c++ - -o /dev/nu
 SAN_OBJECTS = $(patsubst csrc/%.cpp,$(SAN_DIR)/%.o,$(wildcard csrc/*.cpp))
 SAN_KERNEL_OBJECTS = $(patsubst csrc/%.cpp,$(SAN_DIR)/%.o,$(shell grep -L pybind11 $(wildcard csrc/*.cpp)))
 SAN_TESTS := csrc/tests/test_binary.cpp csrc/tests/test_attention.cpp csrc/tests/sanitized_native.py \
-	csrc/tests/test_wkv.cpp csrc/tests/test_spiking.cpp csrc/tests/test_delta_rule.cpp \
+	csrc/tests/test_wkv.cpp csrc/tests/test_spiking.cpp csrc/tests/test_delta_rule.cpp csrc/tests/test_text_rows.cpp \
 	csrc/tests/test_scalesim.cpp
 
 $(SAN_DIR)/%.o: csrc/%.cpp $(wildcard csrc/include/accelkit/*.h) | $(STAMP)
@@ -93,6 +93,9 @@ $(SAN_DIR)/test_spiking: csrc/tests/test_spiking.cpp csrc/tests/check.h $(SAN_KE
 $(SAN_DIR)/test_delta_rule: csrc/tests/test_delta_rule.cpp csrc/tests/check.h $(SAN_KERNEL_OBJECTS)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $(filter-out %.h,$^) -o $@
 
+$(SAN_DIR)/test_text_rows: csrc/tests/test_text_rows.cpp csrc/tests/check.h $(SAN_KERNEL_OBJECTS)
+	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $(filter-out %.h,$^) -o $@
+
 $(SAN_DIR)/test_scalesim: csrc/tests/test_scalesim.cpp csrc/tests/check.h $(SAN_KERNEL_OBJECTS)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -Icsrc/include $(filter-out %.h,$^) -o $@
 
@@ -100,12 +103,13 @@ $(SAN_DIR)/_C.so: $(SAN_OBJECTS)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -shared $^ -o $@
 
 sanitize: $(SAN_DIR)/test_binary $(SAN_DIR)/test_attention $(SAN_DIR)/test_wkv $(SAN_DIR)/test_spiking \
-		$(SAN_DIR)/test_delta_rule $(SAN_DIR)/test_scalesim $(SAN_DIR)/_C.so $(SAN_TESTS)
+		$(SAN_DIR)/test_delta_rule $(SAN_DIR)/test_text_rows $(SAN_DIR)/test_scalesim $(SAN_DIR)/_C.so $(SAN_TESTS)
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_binary
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_attention
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_wkv
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_spiking
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_delta_rule
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_text_rows
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(SAN_DIR)/test_scalesim
 	LD_PRELOAD="$$($(CXX) -print-file-name=libasan.so) $$($(CXX) -print-file-name=libstdc++.so.6)" \
 		ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -114,7 +118,7 @@ sanitize: $(SAN_DIR)/test_binary $(SAN_DIR)/test_attention $(SAN_DIR)/test_wkv $
 		tests/kernels/test_lean_attention_cpu.py tests/kernels/test_wkv.py \
 		tests/kernels/test_spiking_op.py::test_isa_and_saved_h_paths_agree \
 		tests/kernels/test_spiking_op.py::test_many_chunks_and_threads tests/kernels/test_spiking_op.py::test_empty_and_tiny \
-		tests/sim/test_scalesim_native.py
+		tests/sim/test_trace_text.py tests/sim/test_scalesim_native.py
 
 # Build outputs, the sanitizer build (build/sanitize) included.
 clean:

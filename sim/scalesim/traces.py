@@ -6,16 +6,19 @@ Six files per layer, as scalesim writes them into <run>/layer<i>/:
 - {IFMAP,FILTER,OFMAP}_DRAM_TRACE.csv: one line per DRAM transfer cycle, `cycle,addr,...` printed as floats
   ("-50.0,0.0,1.0"). Lines shorter than the widest are padded with 1.0, as scalesim's np.ones padding does, and
   CALC-mode prefetches list each 1%-of-SRAM group in Python set order, as scalesim's list(set) does.
-Only one fold's (or one prefetch's) lines are in memory at a time; traces exist to be written, never to be held.
+Only a few megabytes of lines (a group of folds, one prefetch) are in memory at a time; traces exist to be written,
+never to be held. The text comes from the C++ formatter of csrc/text_rows.cpp when the extension is built.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
 import numpy as np
 
+from accelkit._native import available, native
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.scalesim.engine import CompatRun, run_compat, to_compat_layer
 from accelkit.sim.scalesim.memory import CalcRead, UserRead, first_occurrence_prev
@@ -31,15 +34,15 @@ def write_layer_traces(layer: Gemm | Conv | CompatLayer, hw: Hardware, folder: P
     res = run_compat(lay, hw, word_level=True)
     folder.mkdir(parents=True, exist_ok=True)
     for op in ("ifmap", "filter", "ofmap"):
-        with open(folder / f"{op.upper()}_SRAM_TRACE.csv", "w") as fh:
+        with open(folder / f"{op.upper()}_SRAM_TRACE.csv", "wb") as fh:
             _sram_trace(res, hw, op, fh)
     for op in ("ifmap", "filter"):
-        with open(folder / f"{op.upper()}_DRAM_TRACE.csv", "w") as fh:
+        with open(folder / f"{op.upper()}_DRAM_TRACE.csv", "wb") as fh:
             if isinstance(res.reads[op], CalcRead):
                 _calc_dram_trace(res, op, fh)
             else:
                 _user_dram_trace(res, hw, op, fh)
-    with open(folder / "OFMAP_DRAM_TRACE.csv", "w") as fh:
+    with open(folder / "OFMAP_DRAM_TRACE.csv", "wb") as fh:
         _ofmap_dram_trace(res, fh)
 
 
@@ -49,56 +52,98 @@ def _lanes(hw: Hardware, dataflow: str, op: str) -> int:
     return hw.cols if (op == "ifmap") == (dataflow == "is") else hw.rows
 
 
-def _served(res: CompatRun, rows: np.ndarray, op: str) -> np.ndarray:
+def _served(res: CompatRun, lo: int, hi: int, op: str) -> np.ndarray:
+    """Cycle at which each demand row lo .. hi-1 is served: its row plus the stalls before it, or the cycle the
+    replay logged for it."""
+    rows = np.arange(lo, hi, dtype=np.int64)
     cycles = rows + res.memory.stall_before(rows) + (0 if op == "ofmap" else 1)
-    for i, row in enumerate(rows.tolist()):
-        if row in res.memory.event_outs:
-            cycles[i] = res.memory.event_outs[row][SLOT[op]]
+    keys, outs = _event_table(res)
+    cut = np.searchsorted(keys, [lo, hi])
+    cycles[keys[cut[0] : cut[1]] - lo] = outs[cut[0] : cut[1], SLOT[op]]
     return cycles
+
+
+def _event_table(res: CompatRun) -> tuple[np.ndarray, np.ndarray]:
+    """The memory's logged rows sorted, and their (ifmap, filter, ofmap) cycles."""
+    events = res.memory.event_outs
+    keys = np.fromiter(events, dtype=np.int64, count=len(events))
+    outs = np.asarray([events[k] for k in keys.tolist()], dtype=np.int64).reshape(-1, 3)
+    order = np.argsort(keys)
+    return keys[order], outs[order]
+
+
+# Demand rows of one write: a group of folds filling about 2^18 values keeps a write's text to a few megabytes.
+_VALUES_PER_WRITE = 1 << 18
 
 
 def _sram_trace(res: CompatRun, hw: Hardware, op: str, fh) -> None:
     geo = res.geo
     per, lanes = geo.rows_per_fold, _lanes(hw, geo.dataflow, op)
-    for f in range(geo.grid.count):
-        if op == "ofmap":
-            addr, row, lane = fold_outputs(geo, f, res.offsets.ofmap)
-        else:
-            addr, row, lane = fold_requests(geo, op, f, res.offsets)
-        block = np.full((per, lanes), -1, dtype=np.int64)
-        block[row, lane] = addr
-        rows = np.arange(per, dtype=np.int64) + f * per
-        _write_rows(fh, np.column_stack((_served(res, rows, op), block)), "%i")
+    group = max(1, _VALUES_PER_WRITE // max(per * lanes, 1))
+    for first in range(0, geo.grid.count, group):
+        folds = range(first, min(first + group, geo.grid.count))
+        block = np.full((len(folds) * per, lanes), -1, dtype=np.int64)
+        for k, f in enumerate(folds):
+            if op == "ofmap":
+                addr, row, lane = fold_outputs(geo, f, res.offsets.ofmap)
+            else:
+                addr, row, lane = fold_requests(geo, op, f, res.offsets)
+            block[row + k * per, lane] = addr
+        _write_text(fh, _served(res, first * per, (folds[-1] + 1) * per, op), block)
 
 
 def _write_float_rows(fh, cycles: np.ndarray, body: np.ndarray, width: int) -> None:
-    pad = np.ones((body.shape[0], width - body.shape[1]))
-    mat = np.column_stack((cycles, body, pad.astype(np.int64))).astype(np.int64)
-    if mat.size == 0 or int(np.abs(mat).max()) < _FLOAT_AS_INT_LIMIT:
-        # str() of a whole float below 10^16 is its integer digits and ".0": integer formatting is ~10x faster
-        # than float repr, and the text is the same.
-        _write_rows(fh, mat, "%d.0")
+    """Rows `cycle, body..., 1, ...` (`width` values after the cycle) as scalesim's float DRAM traces print them."""
+    _write_text(fh, np.asarray(cycles, dtype=np.int64), np.asarray(body, dtype=np.int64), width=width, floats=True)
+
+
+def _write_text(fh, lead: np.ndarray, body: np.ndarray, *, width: int | None = None, floats: bool = False) -> None:
+    """Rows lead[i], body[i, :], then 1s up to `width` values after the lead, into the binary file `fh`, as
+    np.savetxt(fmt="%i", delimiter=",") writes them, or with `floats` as it writes their float values ("-50.0",
+    "1e+16"). The C++ formatter (accelkit._C.format_rows) writes them when it is built and every value is a float
+    that prints as its integer digits; otherwise Python's %-format does, in blocks of rows."""
+    width = body.shape[1] if width is None else width
+    exact = not floats or _prints_as_integer(lead, body)
+    if exact and _native_available():
+        step = max(1, _VALUES_PER_WRITE // (width + 1))
+        for i in range(0, body.shape[0], step):
+            text = native().format_rows(lead[i : i + step], body[i : i + step], width=width, float_suffix=floats)
+            fh.write(text)
+        return
+    pad = np.ones((body.shape[0], width - body.shape[1]), dtype=np.int64)
+    mat = np.column_stack((lead, body, pad))
+    if exact:
+        _write_rows(fh, mat, "%d.0" if floats else "%i")
     else:
         _write_rows(fh, mat.astype(float), "%s")
 
 
-# Python writes floats from 10^16 up in exponent form ("1e+16"), so only smaller ones are written as integers.
-_FLOAT_AS_INT_LIMIT = 10**16
+@functools.cache
+def _native_available() -> bool:
+    return available()
 
 
-# Rows formatted per write: one %-format over 2^16 values keeps the text of a write to about a megabyte.
-_VALUES_PER_WRITE = 1 << 16
+def _prints_as_integer(*parts: np.ndarray) -> bool:
+    """True when str(float(v)) is v's digits and ".0" for every value: |v| < 2^53, so float(v) is exact and below
+    10^16, where Python switches to exponent form."""
+    return all(
+        p.size == 0 or (int(p.max()) < _FLOAT_AS_INT_LIMIT and int(p.min()) > -_FLOAT_AS_INT_LIMIT) for p in parts
+    )
+
+
+_FLOAT_AS_INT_LIMIT = 2**53
 
 
 def _write_rows(fh, mat: np.ndarray, fmt: str) -> None:
-    """np.savetxt(fh, mat, fmt=fmt, delimiter=",") byte for byte, streamed in blocks of rows: one string format
-    over a block's values instead of one per row (savetxt's cost is its per-row Python formatting)."""
+    """np.savetxt(fh, mat, fmt=fmt, delimiter=",") byte for byte into the binary file `fh`, streamed in blocks of
+    rows: one string format over a block's values instead of one per row (savetxt's cost is its per-row Python
+    formatting). The fallback of the C++ formatter."""
     rows, cols = mat.shape
     line = ",".join([fmt] * cols) + "\n"
     step = max(1, _VALUES_PER_WRITE // max(cols, 1))
     for i in range(0, rows, step):
         part = mat[i : i + step]
-        fh.write((line * part.shape[0]) % tuple(part.ravel().tolist()))
+        fh.write(((line * part.shape[0]) % tuple(part.ravel().tolist())).encode("ascii"))
 
 
 def _calc_groups(res: CompatRun, op: str) -> list[np.ndarray]:

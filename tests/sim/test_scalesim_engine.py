@@ -276,9 +276,9 @@ def test_trace_rows_are_savetxt_bytes(big, tmp_path):
     rng = np.random.default_rng(0)
     body = rng.integers(-1, 10**7, size=(70_000, 3)) * (10**11 if big else 1)
     cycles = np.arange(body.shape[0]) - 5
-    with open(tmp_path / "ours.csv", "w") as fh:
+    with open(tmp_path / "ours.csv", "wb") as fh:
         _write_float_rows(fh, cycles, body, 5)
-    with open(tmp_path / "ints.csv", "w") as fh:
+    with open(tmp_path / "ints.csv", "wb") as fh:
         _write_rows(fh, body, "%i")
     pad = np.ones((body.shape[0], 2))
     expected = np.column_stack((cycles.astype(float), body.astype(float), pad))

@@ -1,0 +1,95 @@
+// Standalone checks of csrc/text_rows.cpp against snprintf("%lld"): int64's ends, digit-count edges, empty shapes,
+// padding and negative strides, each written into a buffer of exactly max_text_bytes bytes so that AddressSanitizer
+// catches any write past the bound.
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "accelkit/text_rows.h"
+#include "check.h"
+
+namespace atr = accelkit::text_rows;
+using accelkit_test::check;
+
+namespace {
+
+std::string expected_text(const atr::RowsView& v) {
+  std::string out;
+  char buf[64];
+  for (int64_t i = 0; i < v.rows; ++i) {
+    std::vector<int64_t> row;
+    if (v.lead != nullptr) row.push_back(v.lead[i * v.lead_stride]);
+    for (int64_t j = 0; j < v.cols; ++j) row.push_back(v.body[i * v.row_stride + j * v.col_stride]);
+    for (int64_t j = v.cols; j < v.width; ++j) row.push_back(v.pad_value);
+    for (size_t j = 0; j < row.size(); ++j) {
+      std::snprintf(buf, sizeof(buf), "%s%" PRId64 "%s", j ? "," : "", row[j], v.float_suffix ? ".0" : "");
+      out += buf;
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+void check_view(const atr::RowsView& v, const std::string& what) {
+  const int64_t bound = atr::max_text_bytes(v);
+  check(bound >= 0, what + ": bound");
+  // Exactly `bound` bytes on the heap (at least one, so data() is a real allocation).
+  std::vector<char> out(static_cast<size_t>(bound > 0 ? bound : 1));
+  const int64_t n = atr::format_rows(v, out.data());
+  check(n >= 0 && n <= bound, what + ": length within the bound");
+  check(std::string(out.data(), static_cast<size_t>(n)) == expected_text(v), what + ": text");
+}
+
+std::vector<int64_t> edge_values() {
+  std::vector<int64_t> vals = {std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min() + 1,
+                               std::numeric_limits<int64_t>::max(), -1, 0, 1};
+  int64_t p = 1;
+  for (int k = 0; k < 18; ++k) {
+    p *= 10;
+    for (int64_t d : {-1, 0, 1}) {
+      vals.push_back(p + d);
+      vals.push_back(-(p + d));
+    }
+  }
+  return vals;
+}
+
+}  // namespace
+
+int main() {
+  const std::vector<int64_t> edges = edge_values();
+  // One row per edge value, with a lead and a pad, with and without the suffix.
+  for (bool suffix : {false, true}) {
+    const int64_t rows = static_cast<int64_t>(edges.size());
+    atr::RowsView v{edges.data(), 1, edges.data(), rows, 1, 1, 1, 3, -7, suffix};
+    check_view(v, std::string("edges") + (suffix ? " .0" : ""));
+  }
+  // Random matrices walked backwards (negative strides) and column-major, 0 to 5 rows and 0 to 4 columns.
+  std::mt19937_64 gen(7);
+  for (int64_t rows = 0; rows <= 5; ++rows) {
+    for (int64_t cols = 0; cols <= 4; ++cols) {
+      std::vector<int64_t> data(static_cast<size_t>(rows * cols + 1));
+      for (auto& x : data) x = static_cast<int64_t>(gen());
+      const std::string name = std::to_string(rows) + "x" + std::to_string(cols);
+      check_view({nullptr, 0, data.data(), rows, cols, cols, 1, cols, 1, false}, name + " row-major");
+      check_view({nullptr, 0, data.data(), rows, cols, 1, rows, cols + 2, 1, true}, name + " column-major padded");
+      if (rows > 0 && cols > 0) {
+        const int64_t* last = data.data() + rows * cols - 1;
+        check_view({last, -1, last, rows, cols, -cols, -1, cols, 1, true}, name + " reversed");
+      }
+    }
+  }
+  // A width below the column count still writes every column, inside the bound.
+  const std::vector<int64_t> wide = {INT64_MIN, INT64_MIN, INT64_MIN};
+  check_view({nullptr, 0, wide.data(), 1, 3, 3, 1, 1, 1, true}, "width below cols");
+  // Counts whose text would not fit in int64 are refused, not wrapped.
+  const int64_t one = 1;
+  check(atr::max_text_bytes({nullptr, 0, &one, 1, 1, 1, 1, INT64_MAX / 2, 1, false}) == -1, "huge width");
+  check(atr::max_text_bytes({nullptr, 0, &one, INT64_MAX / 4, 1, 1, 1, 1, 1, false}) == -1, "huge rows");
+  check(atr::max_text_bytes({nullptr, 0, &one, -1, 1, 1, 1, 1, 1, false}) == -1, "negative rows");
+  return accelkit_test::report("test_text_rows");
+}

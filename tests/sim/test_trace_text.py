@@ -1,0 +1,137 @@
+"""The trace text of `accelkit scalesim -s Y`: the C++ formatter (accelkit._C.format_rows, csrc/text_rows.cpp)
+against np.savetxt and Python's %-format, and the traces' writer with and without it."""
+
+from __future__ import annotations
+
+import io
+
+import hypothesis.strategies as st
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from accelkit._native import available
+from accelkit.sim.scalesim import traces
+
+pytestmark = pytest.mark.skipif(not available(), reason="accelkit._C is not built")
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# Values that break digit loops and sign handling: int64's ends and their neighbours, powers of ten and their
+# neighbours (digit-count changes), and the 2^53 / 10^16 edges of the float text.
+EDGES = sorted(
+    {INT64_MIN, INT64_MIN + 1, INT64_MAX, INT64_MAX - 1, -1, 0, 1, 9, 10, 99, 100, 2**53, -(2**53), 2**53 + 1}
+    | {s * (10**k + d) for k in range(1, 19) for d in (-1, 0, 1) for s in (1, -1)}
+)
+values = st.one_of(st.sampled_from(EDGES), st.integers(-1, 10**6), st.integers(INT64_MIN, INT64_MAX))
+
+
+def python_text(lead, body, width, suffix):
+    """The text from the definition: each value's %d, then `suffix`, joined by "," with "\\n" after each row."""
+    rows = []
+    for i in range(body.shape[0]):
+        row = ([] if lead is None else [int(lead[i])]) + [int(v) for v in body[i]] + [1] * (width - body.shape[1])
+        rows.append(",".join(f"{v}{suffix}" for v in row) + "\n")
+    return "".join(rows).encode("ascii")
+
+
+@st.composite
+def matrices(draw):
+    rows, cols = draw(st.integers(0, 9)), draw(st.sampled_from([0, 1, 1, 2, 3, 7]))
+    flat = draw(st.lists(values, min_size=2 * rows * (cols + 1), max_size=2 * rows * (cols + 1)))
+    base = np.asarray(flat, dtype=np.int64).reshape(2 * rows, cols + 1) if rows else np.zeros((0, cols + 1), np.int64)
+    layout = draw(st.sampled_from(["contiguous", "strided", "transposed", "reversed"]))
+    if layout == "contiguous":
+        body = np.ascontiguousarray(base[:rows, :cols])
+    elif layout == "strided":
+        body = base[::2, :cols]
+    elif layout == "transposed":
+        body = np.asfortranarray(base[:rows, :cols])
+    else:
+        body = base[:rows, :cols][::-1, ::-1]
+    lead = draw(st.sampled_from([None, "column", "strided"]))
+    if lead == "column":
+        lead = base[:rows, cols]
+    elif lead == "strided":
+        lead = base[::2, cols]
+    width = cols + draw(st.integers(0, 3))
+    return lead, body, width
+
+
+@settings(max_examples=200)
+@given(case=matrices(), suffix=st.booleans())
+def test_format_rows_is_the_percent_d_text(case, suffix):
+    lead, body, width = case
+    native = traces.native().format_rows(lead, body, width=width, float_suffix=suffix)
+    assert native == python_text(lead, body, width, ".0" if suffix else "")
+
+
+@settings(max_examples=50)
+@given(case=matrices())
+def test_format_rows_is_savetxt(case):
+    """Without lead or padding the text is np.savetxt(fmt='%d', delimiter=',')'s, byte for byte."""
+    _, body, _ = case
+    peer = io.BytesIO()
+    np.savetxt(peer, body, fmt="%d", delimiter=",")
+    assert traces.native().format_rows(None, body) == peer.getvalue()
+
+
+@settings(max_examples=50)
+@given(case=matrices(), floats=st.booleans())
+def test_native_and_python_writers_agree(case, floats):
+    """The traces' writer gives the same bytes with the C++ formatter and without it; with floats, values from
+    2^53 up take the float text (exponent form from 10^16), as np.savetxt of the float matrix writes it."""
+    lead, body, width = case
+    lead = np.arange(body.shape[0], dtype=np.int64) - 3 if lead is None else lead
+    native, python = io.BytesIO(), io.BytesIO()
+    traces._write_text(native, lead, body, width=width, floats=floats)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(traces, "_native_available", lambda: False)
+        traces._write_text(python, lead, body, width=width, floats=floats)
+    assert native.getvalue() == python.getvalue()
+    if floats:
+        peer = io.BytesIO()
+        pad = np.ones((body.shape[0], width - body.shape[1]))
+        np.savetxt(peer, np.column_stack((lead.astype(float), body.astype(float), pad)), fmt="%s", delimiter=",")
+        assert native.getvalue() == peer.getvalue()
+
+
+def test_format_rows_in_blocks_of_rows(monkeypatch):
+    """Many rows are formatted in several calls; the text is the same as one call's."""
+    monkeypatch.setattr(traces, "_VALUES_PER_WRITE", 64)
+    rng = np.random.default_rng(0)
+    body = rng.integers(-1, 10**9, size=(1000, 5))
+    lead = np.arange(1000, dtype=np.int64)
+    out = io.BytesIO()
+    traces._write_text(out, lead, body, width=7, floats=True)
+    assert out.getvalue() == traces.native().format_rows(lead, body, width=7, float_suffix=True)
+    assert out.getvalue().count(b"\n") == 1000
+
+
+@pytest.mark.parametrize(
+    ("lead", "body", "width", "match"),
+    [
+        (None, np.zeros((2, 3), dtype=np.int32), -1, "body must have dtype int64"),
+        (None, np.zeros(3, dtype=np.int64), -1, "body must be 2-D"),
+        (None, np.zeros((2, 3)), -1, "body must have dtype int64"),
+        (None, [[1, 2]], -1, "body must be a numpy array"),
+        (None, np.zeros((2, 3), dtype=np.int64), 2, "width must be at least body's 3 columns"),
+        (np.zeros(3, dtype=np.int64), np.zeros((2, 3), dtype=np.int64), -1, "lead must have one entry per row"),
+        (np.zeros(2, dtype=np.int32), np.zeros((2, 3), dtype=np.int64), -1, "lead must have dtype int64"),
+        (np.zeros((2, 1), dtype=np.int64), np.zeros((2, 3), dtype=np.int64), -1, "lead must be 1-D"),
+        (None, np.zeros((2, 3), dtype=">i8"), -1, "body must be in native byte order"),
+        (None, np.zeros((1, 2), dtype=np.int64), 2**62, "too large"),
+    ],
+)
+def test_format_rows_rejects_bad_input(lead, body, width, match):
+    with pytest.raises(ValueError, match=match):
+        traces.native().format_rows(lead, body, width=width)
+
+
+def test_format_rows_rejects_unaligned_and_odd_strides():
+    raw = np.zeros(8 * 7 + 1, dtype=np.uint8)
+    unaligned = raw[1:].view(np.int64).reshape(7, 1)
+    with pytest.raises(ValueError, match="body must be aligned"):
+        traces.native().format_rows(None, unaligned)
+    odd = np.lib.stride_tricks.as_strided(np.zeros(16, dtype=np.int64), shape=(3, 2), strides=(12, 8))
+    with pytest.raises(ValueError, match="strides must be multiples"):
+        traces.native().format_rows(None, odd)
