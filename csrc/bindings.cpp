@@ -24,14 +24,12 @@
 #include "accelkit/delta_rule.h"
 #include "accelkit/scalesim.h"
 #include "accelkit/spiking.h"
-#include "accelkit/text_rows.h"
 #include "accelkit/wkv.h"
 
 namespace py = pybind11;
 namespace ab = accelkit::binary;
 namespace aa = accelkit::attention;
 namespace aw = accelkit::wkv;
-namespace atr = accelkit::text_rows;
 
 namespace {
 
@@ -840,91 +838,90 @@ py::array dr_array(const py::object& obj, const std::string& name, const std::ve
   return a;
 }
 
+// The arrays of one delta-rule call, checked, and the Problem over them (the arrays keep the buffers alive).
+struct DrCall {
+  py::array q, k, v, beta, g, h0, cu, o, ht;
+  accelkit::delta_rule::Problem problem;
+};
+
+DrCall dr_call(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj, const py::object& beta_obj,
+               const py::object& g_obj, const py::object& h0_obj, const py::object& cu_obj, const py::object& o_obj,
+               const py::object& ht_obj, double scale, int threads) {
+  DrCall c;
+  const py::array q0 = as_nd_array(q_obj, "q", 3), v0 = as_nd_array(v_obj, "v", 3);
+  const py::ssize_t rows = q0.shape(0), heads = q0.shape(1), kd = q0.shape(2), vd = v0.shape(2);
+  if (kd < 1 || vd < 1) fail("the head dims K and V must be >= 1");
+  c.q = dr_array(q_obj, "q", {rows, heads, kd}, false);
+  c.k = dr_array(k_obj, "k", {rows, heads, kd}, false);
+  c.v = dr_array(v_obj, "v", {rows, heads, vd}, false);
+  c.beta = dr_array(beta_obj, "beta", {rows, heads}, false);
+  c.cu = as_nd_array(cu_obj, "cu_seqlens", 1);
+  if (c.cu.shape(0) < 1) fail("cu_seqlens must have N + 1 >= 1 entries");
+  const int64_t n = c.cu.shape(0) - 1;
+  const int64_t* offsets = int64_vector(c.cu, "cu_seqlens", n + 1);
+  if (offsets[0] != 0 || offsets[n] != rows) fail("cu_seqlens must start at 0 and end at the number of rows");
+  for (int64_t i = 0; i < n; ++i)
+    if (offsets[i + 1] < offsets[i]) fail("cu_seqlens must never decrease");
+  std::vector<std::pair<const py::array*, const char*>> inputs{
+      {&c.q, "q"}, {&c.k, "k"}, {&c.v, "v"}, {&c.beta, "beta"}};
+  if (!g_obj.is_none()) {
+    c.g = dr_array(g_obj, "g", {rows, heads}, false);
+    inputs.emplace_back(&c.g, "g");
+  }
+  if (!h0_obj.is_none()) {
+    c.h0 = dr_array(h0_obj, "initial_state", {n, heads, kd, vd}, false);
+    inputs.emplace_back(&c.h0, "initial_state");
+  }
+  c.o = dr_array(o_obj, "o", {rows, heads, vd}, true);
+  c.ht = dr_array(ht_obj, "final_state", {n, heads, kd, vd}, true);
+  for (const auto& [src, name] : inputs) {
+    require_disjoint(c.o, *src, "o", name);
+    require_disjoint(c.ht, *src, "final_state", name);
+  }
+  require_disjoint(c.o, c.ht, "o", "final_state");
+  require_threads(threads);
+  c.problem = {n, heads, kd, vd, offsets,
+               static_cast<const float*>(c.q.data()), static_cast<const float*>(c.k.data()),
+               static_cast<const float*>(c.v.data()), static_cast<const float*>(c.beta.data()),
+               g_obj.is_none() ? nullptr : static_cast<const float*>(c.g.data()),
+               h0_obj.is_none() ? nullptr : static_cast<const float*>(c.h0.data()),
+               static_cast<float>(scale)};
+  return c;
+}
+
 void delta_rule_recurrent(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj,
                           const py::object& beta_obj, const py::object& g_obj, const py::object& h0_obj,
                           const py::object& cu_obj, const py::object& o_obj, const py::object& ht_obj, double scale,
                           int threads) {
-  const py::array q0 = as_nd_array(q_obj, "q", 3), v0 = as_nd_array(v_obj, "v", 3);
-  const py::ssize_t rows = q0.shape(0), heads = q0.shape(1), kd = q0.shape(2), vd = v0.shape(2);
-  if (kd < 1 || vd < 1) fail("the head dims K and V must be >= 1");
-  const py::array q = dr_array(q_obj, "q", {rows, heads, kd}, false);
-  const py::array k = dr_array(k_obj, "k", {rows, heads, kd}, false);
-  const py::array v = dr_array(v_obj, "v", {rows, heads, vd}, false);
-  const py::array beta = dr_array(beta_obj, "beta", {rows, heads}, false);
-  const py::array cu = as_nd_array(cu_obj, "cu_seqlens", 1);
-  if (cu.shape(0) < 1) fail("cu_seqlens must have N + 1 >= 1 entries");
-  const int64_t n = cu.shape(0) - 1;
-  const int64_t* offsets = int64_vector(cu, "cu_seqlens", n + 1);
-  if (offsets[0] != 0 || offsets[n] != rows) fail("cu_seqlens must start at 0 and end at the number of rows");
-  for (int64_t i = 0; i < n; ++i)
-    if (offsets[i + 1] < offsets[i]) fail("cu_seqlens must never decrease");
-  std::vector<std::pair<const py::array*, const char*>> inputs{{&q, "q"}, {&k, "k"}, {&v, "v"}, {&beta, "beta"}};
-  py::array g, h0;
-  if (!g_obj.is_none()) {
-    g = dr_array(g_obj, "g", {rows, heads}, false);
-    inputs.emplace_back(&g, "g");
-  }
-  if (!h0_obj.is_none()) {
-    h0 = dr_array(h0_obj, "initial_state", {n, heads, kd, vd}, false);
-    inputs.emplace_back(&h0, "initial_state");
-  }
-  py::array o = dr_array(o_obj, "o", {rows, heads, vd}, true);
-  py::array ht = dr_array(ht_obj, "final_state", {n, heads, kd, vd}, true);
-  for (const auto& [src, name] : inputs) {
-    require_disjoint(o, *src, "o", name);
-    require_disjoint(ht, *src, "final_state", name);
-  }
-  require_disjoint(o, ht, "o", "final_state");
-  require_threads(threads);
-  const accelkit::delta_rule::Problem p{n, heads, kd, vd, offsets,
-                                        static_cast<const float*>(q.data()), static_cast<const float*>(k.data()),
-                                        static_cast<const float*>(v.data()), static_cast<const float*>(beta.data()),
-                                        g_obj.is_none() ? nullptr : static_cast<const float*>(g.data()),
-                                        h0_obj.is_none() ? nullptr : static_cast<const float*>(h0.data()),
-                                        static_cast<float>(scale)};
+  DrCall c = dr_call(q_obj, k_obj, v_obj, beta_obj, g_obj, h0_obj, cu_obj, o_obj, ht_obj, scale, threads);
+  float* o = static_cast<float*>(c.o.mutable_data());
+  float* ht = static_cast<float*>(c.ht.mutable_data());
   accelkit::delta_rule::Status status;
   {
     py::gil_scoped_release release;
-    status = accelkit::delta_rule::forward(p, static_cast<float*>(o.mutable_data()),
-                                           static_cast<float*>(ht.mutable_data()), threads);
+    status = accelkit::delta_rule::forward(c.problem, o, ht, threads);
   }
   if (status != accelkit::delta_rule::Status::ok) fail("delta_rule_recurrent: invalid arguments");
 }
 
-// --- trace text (csrc/text_rows.cpp) ------------------------------------------------------------------------------
-
-// Any strides (whole elements), so the caller's column slices and views need no copy.
-py::bytes format_rows(const py::object& lead_obj, const py::object& body_obj, int64_t width, int64_t pad_value,
-                      bool float_suffix) {
-  const py::array body = as_nd_array(body_obj, "body", 2);
-  if (!is_dtype(body, 'i', 8)) fail("body must have dtype int64, got " + dtype_str(body));
-  const int64_t rows = body.shape(0), cols = body.shape(1);
-  if (width < 0) width = cols;
-  if (width < cols)
-    fail("width must be at least body's " + std::to_string(cols) + " columns, got " + std::to_string(width));
-  atr::RowsView view{nullptr, 0, static_cast<const int64_t*>(body.data()), rows, cols, stride_of(body, 0),
-                     stride_of(body, 1), width, pad_value, float_suffix};
-  py::array lead;
-  if (!lead_obj.is_none()) {
-    lead = as_nd_array(lead_obj, "lead", 1);
-    if (!is_dtype(lead, 'i', 8)) fail("lead must have dtype int64, got " + dtype_str(lead));
-    if (lead.shape(0) != rows)
-      fail("lead must have one entry per row of body (" + std::to_string(rows) + "), got shape " + shape_str(lead));
-    view.lead = static_cast<const int64_t*>(lead.data());
-    view.lead_stride = stride_of(lead, 0);
-  }
-  const int64_t bound = atr::max_text_bytes(view);
-  if (bound < 0 || bound > static_cast<int64_t>(PY_SSIZE_T_MAX)) fail("body is too large to format in one call");
-  PyObject* text = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(bound));
-  if (text == nullptr) throw py::error_already_set();
-  int64_t written;
+void delta_rule_chunk(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj,
+                      const py::object& beta_obj, const py::object& g_obj, const py::object& h0_obj,
+                      const py::object& cu_obj, const py::object& o_obj, const py::object& ht_obj, double scale,
+                      int64_t chunk_size, const std::string& isa_name, int threads) {
+  DrCall c = dr_call(q_obj, k_obj, v_obj, beta_obj, g_obj, h0_obj, cu_obj, o_obj, ht_obj, scale, threads);
+  if (chunk_size < 1 || chunk_size > accelkit::delta_rule::kMaxChunk)
+    fail("chunk_size must lie in [1, " + std::to_string(accelkit::delta_rule::kMaxChunk) + "], got " +
+         std::to_string(chunk_size));
+  const accelkit::Isa isa = parse_isa(isa_name, accelkit::delta_rule::chunk_isa_supported);
+  float* o = static_cast<float*>(c.o.mutable_data());
+  float* ht = static_cast<float*>(c.ht.mutable_data());
+  accelkit::delta_rule::Status status;
   {
     py::gil_scoped_release release;
-    written = atr::format_rows(view, PyBytes_AS_STRING(text));
+    status = accelkit::delta_rule::chunk_forward(c.problem, chunk_size, o, ht, isa, threads);
   }
-  // Shrinks in place (or frees `text` and sets it to null on failure).
-  if (_PyBytes_Resize(&text, static_cast<py::ssize_t>(written)) != 0) throw py::error_already_set();
-  return py::reinterpret_steal<py::bytes>(text);
+  if (status == accelkit::delta_rule::Status::unsupported_isa) fail("delta_rule_chunk: isa not supported by this CPU");
+  if (status != accelkit::delta_rule::Status::ok) fail("delta_rule_chunk: invalid arguments");
 }
 
 // --- SCALE-Sim read buffers (csrc/scalesim.cpp) ----------------------------------------------------------------
@@ -1093,6 +1090,15 @@ PYBIND11_MODULE(_C, m) {
         "The delta rule's token recurrence: o [rows, H, V] and final_state [N, H, K, V] from float32 C-contiguous "
         "q, k [rows, H, K], v [rows, H, V], beta and g (or None) [rows, H], initial_state [N, H, K, V] (or None) and "
         "int64 prefix sums cu_seqlens [N + 1].");
+  m.def("delta_rule_chunk", &delta_rule_chunk, py::arg("q"), py::arg("k"), py::arg("v"), py::arg("beta"),
+        py::arg("g"), py::arg("initial_state"), py::arg("cu_seqlens"), py::arg("o"), py::arg("final_state"),
+        py::arg("scale"), py::arg("chunk_size"), py::arg("isa") = "auto", py::arg("threads") = 0,
+        "The delta rule's chunk form (WY, chunk_size tokens per chunk, 1 to 256): the same arrays and outputs as "
+        "delta_rule_recurrent, one OpenMP program per (sequence, head).");
+  m.def("delta_rule_chunk_isa", [] { return std::string(accelkit::isa_name(accelkit::delta_rule::chunk_best_isa())); },
+        "The delta-rule chunk path isa='auto' selects on this CPU: 'avx512', 'avx2' or 'scalar'.");
+  m.def("delta_rule_chunk_isa_supported",
+        [](const std::string& isa) { return isa_available(isa, accelkit::delta_rule::chunk_isa_supported); });
   m.def("wkv_forward", &wkv_forward, py::arg("w"), py::arg("u"), py::arg("k"), py::arg("v"), py::arg("y"),
         py::arg("threads") = 0,
         "SpikeGPT's WKV: y [B, T, C] from w, u [C] and k, v [B, T, C], all float32 or all float64, C-contiguous.");
@@ -1111,9 +1117,4 @@ PYBIND11_MODULE(_C, m) {
         "SCALE-Sim's CALC-mode read buffer over a tiled demand stream (as scalesim_user_read) with addresses in "
         "[0, words): the cap-th new word since the last flush flushes. Returns (flush rows, new words of the last "
         "segment).");
-  m.def("format_rows", &format_rows, py::arg("lead"), py::arg("body"), py::kw_only(), py::arg("width") = -1,
-        py::arg("pad_value") = 1, py::arg("float_suffix") = false,
-        "Text of int64 rows as np.savetxt(fmt='%d', delimiter=',') writes it: lead [N] (or None) first, then body "
-        "[N, K] (any strides), then pad_value up to `width` values after the lead; '.0' after each value with "
-        "float_suffix. Returns bytes.");
 }

@@ -13,9 +13,7 @@
 
 namespace accelkit {
 namespace delta_rule {
-namespace {
-
-bool valid(const Problem& p, const float* o, const float* ht) {
+bool problem_valid(const Problem& p, const float* o, const float* ht) {
   if (p.sequences < 0 || p.heads < 0 || p.key_dim < 1 || p.value_dim < 1 || !p.cu || !ht) return false;
   if (p.cu[0] != 0) return false;
   for (int64_t n = 0; n < p.sequences; ++n)
@@ -23,6 +21,8 @@ bool valid(const Problem& p, const float* o, const float* ht) {
   if (p.cu[p.sequences] > 0 && (!p.q || !p.k || !p.v || !p.beta || !o)) return false;
   return true;
 }
+
+namespace {
 
 void program(const Problem& p, int64_t index, float* o, float* ht, float* err) {
   const int64_t n = index / p.heads, head = index % p.heads;
@@ -39,7 +39,7 @@ void program(const Problem& p, int64_t index, float* o, float* ht, float* err) {
 }  // namespace
 
 Status forward(const Problem& p, float* o, float* ht, int threads) {
-  if (!valid(p, o, ht) || threads < 0) return Status::invalid;
+  if (!problem_valid(p, o, ht) || threads < 0) return Status::invalid;
   const int64_t programs = p.sequences * p.heads;
 #ifdef _OPENMP
   const int nthreads = threads > 0 ? threads : omp_get_max_threads();

@@ -1,6 +1,8 @@
-// Standalone check of csrc/delta_rule.cpp (run under ASan + UBSan by `make sanitize`): the token recurrence against a
-// double-precision scalar loop on edge sizes (K, V of 1 and odd, empty sequences, with and without gate and initial
-// state, 1 and 3 threads), and refusal of invalid problems without touching the outputs.
+// Standalone check of csrc/delta_rule.cpp and csrc/delta_rule_chunk.cpp (run under ASan + UBSan by `make sanitize`):
+// the token recurrence and the chunk form on every instruction set this CPU has against a double-precision scalar
+// loop on edge sizes (K, V of 1 and odd, empty sequences, partial and single-token chunks, chunks of 1, 5, 16 and
+// 64, with and without gate and initial state, 1 and 3 threads), and refusal of invalid problems without touching
+// the outputs.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -48,16 +50,20 @@ Inputs make(const std::vector<int64_t>& lens, int64_t heads, int64_t kd, int64_t
   return in;
 }
 
+// chunk = 0: the token recurrence (forward); otherwise chunk_forward with that chunk on `isa`.
 void run_case(const std::vector<int64_t>& lens, int64_t heads, int64_t kd, int64_t vd, bool gated, bool with_h0,
-              int threads) {
+              int threads, int64_t chunk = 0, accelkit::Isa isa = accelkit::Isa::scalar) {
   const Inputs in = make(lens, heads, kd, vd, static_cast<unsigned>(kd * 31 + vd));
   const int64_t n = static_cast<int64_t>(lens.size()), rows = in.cu.back();
   const float scale = 0.5f;
   dr::Problem p{n, heads, kd, vd, in.cu.data(), in.q.data(), in.k.data(), in.v.data(), in.beta.data(),
                 gated ? in.g.data() : nullptr, with_h0 ? in.h0.data() : nullptr, scale};
   std::vector<float> o(static_cast<size_t>(rows * heads * vd), NAN), ht(static_cast<size_t>(n * heads * kd * vd), NAN);
-  check(dr::forward(p, o.data(), ht.data(), threads) == dr::Status::ok, "forward ok");
-  const std::string where = "K=" + std::to_string(kd) + " V=" + std::to_string(vd) + (gated ? " gated" : "");
+  const dr::Status status = chunk ? dr::chunk_forward(p, chunk, o.data(), ht.data(), isa, threads)
+                                  : dr::forward(p, o.data(), ht.data(), threads);
+  const std::string where = "K=" + std::to_string(kd) + " V=" + std::to_string(vd) + (gated ? " gated" : "") +
+                            " chunk=" + std::to_string(chunk) + " " + accelkit::isa_name(isa);
+  check(status == dr::Status::ok, where + ": ok");
   double worst = 0;
   for (int64_t s = 0; s < n; ++s)
     for (int64_t h = 0; h < heads; ++h) {
@@ -101,6 +107,15 @@ void invalid_problems() {
   bad.q = nullptr;
   check(dr::forward(bad, o.data(), ht.data(), 1) == dr::Status::invalid, "null q refused");
   check(dr::forward(p, o.data(), ht.data(), -1) == dr::Status::invalid, "negative threads refused");
+  for (int64_t chunk : {int64_t{0}, int64_t{-3}, dr::kMaxChunk + 1})
+    check(dr::chunk_forward(p, chunk, o.data(), ht.data(), accelkit::Isa::scalar, 1) == dr::Status::invalid,
+          "chunk " + std::to_string(chunk) + " refused");
+  bad = p;
+  bad.k = nullptr;
+  check(dr::chunk_forward(bad, 4, o.data(), ht.data(), accelkit::Isa::scalar, 1) == dr::Status::invalid,
+        "chunk form: null k refused");
+  check(dr::chunk_forward(p, 4, o.data(), nullptr, accelkit::Isa::scalar, 1) == dr::Status::invalid,
+        "chunk form: null final state refused");
   bool untouched = true;
   for (float x : o) untouched = untouched && x == 7.0f;
   check(untouched, "a refused call writes nothing");
@@ -116,6 +131,15 @@ int main() {
         run_case({17}, 3, 7, 5, gated, with_h0, threads);
         run_case({0}, 1, 4, 3, gated, with_h0, threads);
         run_case({33, 1}, 1, 16, 20, gated, with_h0, threads);
+        for (accelkit::Isa isa : {accelkit::Isa::scalar, accelkit::Isa::avx2, accelkit::Isa::avx512}) {
+          if (!dr::chunk_isa_supported(isa)) continue;
+          run_case({5, 0, 9}, 2, 1, 1, gated, with_h0, threads, 4, isa);
+          run_case({17}, 3, 7, 5, gated, with_h0, threads, 5, isa);
+          run_case({0}, 1, 4, 3, gated, with_h0, threads, 16, isa);
+          run_case({33, 1}, 1, 16, 20, gated, with_h0, threads, 16, isa);
+          run_case({70, 64, 1}, 2, 24, 33, gated, with_h0, threads, 64, isa);
+          run_case({3}, 1, 2, 3, gated, with_h0, threads, 1, isa);
+        }
       }
   invalid_problems();
   return accelkit_test::report("test_delta_rule");

@@ -1,12 +1,14 @@
-"""CPU path of delta_rule in PyTorch: the chunkwise WY form batched over sequences, heads and chunks, with one
-short Python loop over chunks for the state pass (never over tokens), and the token recurrence for mode="recurrent".
+"""CPU path of delta_rule: the C++ kernels when the extension is built, PyTorch otherwise.
 
-mode="recurrent" runs the C++ token loop (csrc/delta_rule.cpp) when the extension is built, the PyTorch one
-otherwise. Every intra-chunk product (K K^T, the unit-lower-triangular inverse, W and U, Q K^T) is one batched call
-over all chunks at once; only `V' = U - W S` and `S <- gamma_C S + Kd^T V'` run chunk after chunk. Sequences
-are laid out as [N, H, T_pad, D] with T padded to a multiple of the chunk: a padded token has k = v = q = 0,
-beta = 0 and g = 0, so it leaves the state unchanged (its rows of A, W and U are zero) and its output is dropped.
-Varlen inputs are gathered into that layout, so sequences never share a chunk.
+Forward: mode="chunk" runs the C++ chunk form (csrc/delta_rule_chunk.cpp: one OpenMP program per (sequence, head)
+walking its chunks, README.md "CPU path"), mode="recurrent" the C++ token loop (csrc/delta_rule.cpp). Without the
+extension both run here in PyTorch: the chunkwise WY form batched over sequences, heads and chunks, with one short
+Python loop over chunks for the state pass (never over tokens), and the token recurrence; `chunk_forward` is also
+the tests' cross-check of the C++ chunk form. In PyTorch every intra-chunk product (K K^T, the unit-lower-triangular
+inverse, W and U, Q K^T) is one batched call over all chunks at once; only `V' = U - W S` and `S <- gamma_C S + Kd^T
+V'` run chunk after chunk. Sequences are laid out as [N, H, T_pad, D] with T padded to a multiple of the chunk: a
+padded token has k = v = q = 0, beta = 0 and g = 0, so it leaves the state unchanged (its rows of A, W and U are
+zero) and its output is dropped. Varlen inputs are gathered into that layout, so sequences never share a chunk.
 
 Arithmetic is float32 (16-bit inputs are widened, as the Triton kernels accumulate); the state is float32. The
 backward (`chunk_backward`, README.md "Backward") recomputes the chunk states, runs the state gradient backwards
@@ -266,18 +268,19 @@ def delta_rule_cpu(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem) -> tu
     dtype = q.dtype
     if p.use_qk_l2norm:
         q, k = l2norm(q.float()), l2norm(k.float())
+    if native_available():
+        return native_forward(q, k, v, beta, g, h0, cu, p, dtype)
     if p.mode == "chunk":
         o, state = chunk_forward(*_padded_inputs(q, k, v, beta, g, h0, cu, p, p.chunk_size), p.chunk_size)
-    elif native_available():
-        return recurrent_native(q, k, v, beta, g, h0, cu, p, dtype)
     else:
         o, state = recurrent_forward(*_padded_inputs(q, k, v, beta, g, h0, cu, p, 1))
     return from_padded(o, cu, p.seqlen).to(dtype).contiguous(), state.contiguous()
 
 
-def recurrent_native(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem, dtype) -> tuple[Tensor, Tensor]:
-    """mode="recurrent" through the C++ token loop (csrc/delta_rule.cpp): float32 rows [B * T, H, D] in, one program
-    per (sequence, head) with its state in the final-state output."""
+def native_forward(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem, dtype) -> tuple[Tensor, Tensor]:
+    """Either mode through C++: the chunk form (csrc/delta_rule_chunk.cpp) or the token loop (csrc/delta_rule.cpp).
+    float32 rows [B * T, H, D] in, one program per (sequence, head); torch's thread count is passed on, so
+    torch.set_num_threads governs these kernels as it does torch's own ops."""
     rows = q.shape[0] * q.shape[1]
 
     def flat(x: Tensor) -> Tensor:
@@ -287,10 +290,13 @@ def recurrent_native(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem, dty
     o = torch.empty(rows, p.heads, p.value_dim)
     state = torch.empty(p.batch, p.heads, p.key_dim, p.value_dim)
     h0c = None if h0 is None else h0.float().contiguous().numpy()
-    native().delta_rule_recurrent(flat(q).numpy(), flat(k).numpy(), flat(v).numpy(), flat(beta).numpy(),
-                                  None if g is None else flat(g).numpy(), h0c,
-                                  torch.tensor(offsets, dtype=torch.int64).numpy(), o.numpy(), state.numpy(),
-                                  p.scale)  # fmt: skip
+    args = (flat(q).numpy(), flat(k).numpy(), flat(v).numpy(), flat(beta).numpy(),
+            None if g is None else flat(g).numpy(), h0c, torch.tensor(offsets, dtype=torch.int64).numpy(),
+            o.numpy(), state.numpy(), p.scale)  # fmt: skip
+    if p.mode == "chunk":
+        native().delta_rule_chunk(*args, p.chunk_size, threads=torch.get_num_threads())
+    else:
+        native().delta_rule_recurrent(*args, threads=torch.get_num_threads())
     return o.reshape(*q.shape[:3], p.value_dim).to(dtype), state
 
 
