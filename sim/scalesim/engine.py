@@ -15,11 +15,13 @@ from accelkit.sim.scalesim.memory import (
     MemoryRun,
     UserRead,
     WriteBuffer,
+    all_resident,
     calc_read,
     calc_read_by_fold,
     calc_read_dram,
     run_memory,
     user_read,
+    user_read_resident,
     user_read_tiles,
 )
 from accelkit.sim.scalesim.streams import (
@@ -33,6 +35,7 @@ from accelkit.sim.scalesim.streams import (
     fold_tiles,
     geometry,
     position_row,
+    prefetch_counts,
     prefetch_sequence,
     unique_im2col,
 )
@@ -326,15 +329,20 @@ def _replay_user_tiled(geo: Geometry, hw: Hardware, offs: Offsets, counts: RowCo
     """_replay in USER mode without materialising the demand streams (the C++ read buffer walks the tiles); None
     for an operand with no request or no prefetched word, which _replay handles."""
     wb = WriteBuffer(hw.sram_words("ofmap"), _whole(hw.dram_bw_words_per_cycle, "dram_bw_words_per_cycle"))
-    tiles = {op: demand_tiles(geo, op, offs) for op in ("ifmap", "filter")}
-    reads = {}
-    for op, t in tiles.items():
+    reads, rows = {}, {}
+    for op in ("ifmap", "filter"):
+        words, sizes = hw.sram_words(op), prefetch_counts(geo, op)
+        if sizes is not None and all_resident(sizes[0], words):
+            # The operand fits the first window (NCF's GEMMs on google.cfg's 6 MiB SRAMs): nothing to replay.
+            reads[op] = user_read_resident(sizes[1], words, _whole(hw.read_bw(op), f"{op}_dram_bw_words_per_cycle"))
+            rows[op] = _edge_rows(geo, op)
+            continue
+        t = demand_tiles(geo, op, offs)
         seq, seq_len = prefetch_sequence(geo, op, offs)
         if t.addr.size == 0 or seq.size == 0:
             return None
         bw = _whole(hw.read_bw(op), f"{op}_dram_bw_words_per_cycle")
-        reads[op] = user_read_tiles(t, seq, seq_len, hw.sram_words(op), bw)
-    rows = {op: t.edge_rows() for op, t in tiles.items()}
+        reads[op], rows[op] = user_read_tiles(t, seq, seq_len, words, bw), t.edge_rows()
     return reads, rows, run_memory(counts, wb, (reads["ifmap"], reads["filter"]))
 
 

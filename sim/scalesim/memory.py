@@ -213,6 +213,19 @@ def user_read_tiles(tiles: DemandTiles, seq: np.ndarray, seq_len: int, total_wor
     return _user_result(events, seq_len, total_words, active, bw)
 
 
+def all_resident(seq_words: int, total_words: int) -> bool:
+    """True when the first window of a USER read buffer holds all `seq_words` prefetched words: no request can
+    miss (every demanded word is prefetched, both come from the same operand matrix), so no prefetch follows."""
+    set_words, _, n_active, _ = _user_window(total_words, seq_words)
+    return 0 < seq_words <= n_active * set_words
+
+
+def user_read_resident(seq_len: int, total_words: int, bw: int) -> UserRead:
+    """user_read's outcome when all_resident: the first fetch only."""
+    active = math.ceil(total_words * 0.5)
+    return _user_result(np.zeros(0, dtype=np.int64), seq_len, total_words, active, bw)
+
+
 def _user_window(total_words: int, seq_words: int) -> tuple[int, int, int, int]:
     """(words per set, active words, sets in the window, sets per prefetch) of a USER read buffer."""
     set_words = math.ceil(total_words / 100)

@@ -90,6 +90,13 @@ def _im2col_tables(layer: CompatLayer) -> tuple[np.ndarray, ...]:
     return pixel, window, c_row, c_col, layer.ifmap_h - i_row, layer.ifmap_w - i_col
 
 
+def dense_windows(layer: CompatLayer) -> bool:
+    """Ho = (H - R) / s + 1 and Wo likewise, exactly: every window lies inside the input (no -1 im2col entry)."""
+    return (layer.ifmap_h - layer.filter_h) % layer.stride_h == 0 and (
+        layer.ifmap_w - layer.filter_w
+    ) % layer.stride_w == 0
+
+
 def ifmap_addr(layer: CompatLayer, p: np.ndarray, j: np.ndarray, offset: int) -> np.ndarray:
     """Address of im2col element (output pixel p, window index j); -1 where the window leaves the input."""
     if layer.ofmap_w == 1 and layer.filter_h == 1 and layer.filter_w == layer.ifmap_w and layer.stride_h == 1:
@@ -97,10 +104,7 @@ def ifmap_addr(layer: CompatLayer, p: np.ndarray, j: np.ndarray, offset: int) ->
         return p * (layer.ifmap_w * layer.channels) + j + offset
     pixel, window, c_row, c_col, rows_left, cols_left = _im2col_tables(layer)
     addr = pixel[p] + window[j] + offset
-    if (layer.ifmap_h - layer.filter_h) % layer.stride_h == 0 and (
-        layer.ifmap_w - layer.filter_w
-    ) % layer.stride_w == 0:
-        # Ho = (H - R) / s + 1 exactly: every window lies inside the input.
+    if dense_windows(layer):
         return addr
     valid = (c_row[j] < rows_left[p]) & (c_col[j] < cols_left[p])
     return np.where(valid, addr, -1)
@@ -366,6 +370,24 @@ def prefetch_sequence(geo: Geometry, operand: str, offs: Offsets, *, keep_idle: 
         addr = _diagonal_rollout(addr.reshape(-1, width))
     flat = addr.ravel()
     return (flat if keep_idle else flat[flat >= 0]), flat.size
+
+
+def prefetch_counts(geo: Geometry, operand: str) -> tuple[int, int] | None:
+    """prefetch_sequence's (number of words, number of entries) without building it; None for a convolution
+    IFMAP whose windows may leave the input (its -1 entries are counted only by building the sequence)."""
+    g, lay, df = geo.grid, geo.layer, geo.dataflow
+    if operand == "ifmap" and not dense_windows(lay):
+        return None
+    if operand == "ifmap" and df in ("os", "ws"):
+        folds, width, limit, height = g.row_folds, g.rows, g.sr, g.t
+    elif operand == "filter" and df in ("os", "ws"):
+        folds, width, limit, height = g.col_folds, g.cols, g.sc, g.t if df == "os" else g.sr
+    elif operand == "ifmap":
+        folds, width, limit, height = g.col_folds, g.cols, g.sc, g.sr
+    else:
+        folds, width, limit, height = g.row_folds, g.rows, g.sr, g.t
+    # _tiles pads each of the `height` rows from `limit` source columns to folds x width entries with -1.
+    return height * limit, folds * height * width
 
 
 def _tiles(folds: int, width: int, limit: int, height: int) -> tuple[np.ndarray, np.ndarray]:

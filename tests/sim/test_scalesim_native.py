@@ -12,13 +12,15 @@ from accelkit._native import available, native
 from accelkit.sim.hardware import Hardware
 from accelkit.sim.scalesim import engine, memory
 from accelkit.sim.scalesim.engine import _calc_read_folds, simulate_compat
-from accelkit.sim.scalesim.memory import user_read, user_read_tiles
+from accelkit.sim.scalesim.memory import all_resident, user_read, user_read_tiles
 from accelkit.sim.scalesim.streams import (
     CompatLayer,
     Offsets,
     demand_stream,
     demand_tiles,
+    dense_windows,
     geometry,
+    prefetch_counts,
     prefetch_sequence,
     unique_im2col,
 )
@@ -91,22 +93,45 @@ def test_calc_read_folds_flushes_many_times():
     np.testing.assert_array_equal(got.flush_rows, want.flush_rows)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    layer=layers,
+    rows=st.integers(1, 6),
+    cols=st.integers(1, 6),
+    dataflow=st.sampled_from(["os", "ws", "is"]),
+    operand=st.sampled_from(["ifmap", "filter"]),
+)
+def test_prefetch_counts_match_the_sequence(layer, rows, cols, dataflow, operand):
+    geo = geometry(layer, dataflow, rows, cols)
+    seq, seq_len = prefetch_sequence(geo, operand, OFFS)
+    counts = prefetch_counts(geo, operand)
+    if operand == "ifmap" and not dense_windows(layer):
+        assert counts is None
+    else:
+        assert counts == (seq.size, seq_len)
+
+
 @pytest.mark.parametrize("dataflow", ["os", "ws", "is"])
-@pytest.mark.parametrize("calc", [True, False])
-def test_reports_equal_without_the_extension(monkeypatch, dataflow, calc):
+@pytest.mark.parametrize(
+    ("calc", "layer", "sram_bytes"),
+    [
+        (True, CompatLayer("c", 23, 19, 5, 3, 4, 9, 2, 1), (300, 400, 200)),
+        (False, CompatLayer("c", 23, 19, 5, 3, 4, 9, 2, 1), (300, 400, 200)),
+        # Dense windows and SRAMs that hold every operand: the USER buffers never miss.
+        (False, CompatLayer("c", 21, 19, 5, 3, 4, 9, 2, 2), (60_000, 60_000, 300)),
+    ],
+)
+def test_reports_equal_without_the_extension(monkeypatch, dataflow, calc, layer, sram_bytes):
     """simulate_compat with the NumPy fallbacks (as without a build) gives the same report row."""
-    layer = CompatLayer("c", 23, 19, 5, 3, 4, 9, 2, 1)
     assert not unique_im2col(layer)
     bw = None if calc else 4
-    hw = Hardware(7, 5, dataflow, 300, 400, 200, dram_bw_words_per_cycle=bw)
+    hw = Hardware(7, 5, dataflow, *sram_bytes, dram_bw_words_per_cycle=bw)
     hw = (
         Hardware(
             7,
             5,
             dataflow,
-            300,
-            400,
-            200,
+            *sram_bytes,
             dram_bw_words_per_cycle=bw,
             ifmap_dram_bw_words_per_cycle=bw,
             filter_dram_bw_words_per_cycle=bw,
@@ -114,6 +139,9 @@ def test_reports_equal_without_the_extension(monkeypatch, dataflow, calc):
         if bw
         else hw
     )
+    geo = geometry(layer, dataflow, 7, 5)
+    fits = [all_resident(prefetch_counts(geo, op)[0], hw.sram_words(op)) for op in ("ifmap", "filter")]
+    assert fits == [sram_bytes[0] > 10_000] * 2
     ours = simulate_compat(layer, hw)
     monkeypatch.setattr(engine, "available", lambda: False)
     monkeypatch.setattr(memory, "available", lambda: False)
