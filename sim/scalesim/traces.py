@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,10 +156,46 @@ def _calc_groups(res: CompatRun, op: str) -> list[np.ndarray]:
     groups = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
         seg = addr[lo:hi]
-        new = seg[prev[lo:hi] < lo].tolist()
-        chunks = [list(set(new[i : i + read.set_words])) for i in range(0, len(new), read.set_words)]
-        groups.append(np.asarray([a for c in chunks for a in c], dtype=np.int64))
+        groups.append(_set_orders(seg[prev[lo:hi] < lo], read.set_words))
     return groups
+
+
+def _set_orders(words: np.ndarray, size: int) -> np.ndarray:
+    """`words` (distinct) cut into groups of `size`, each in the order list(set(group)) gives, concatenated.
+
+    CPython hashes an int 0 <= v < 2^61 - 1 to itself and iterates a set in table-slot order; when no two of a
+    group's words share a slot (v & mask, the table's size being fixed by the count of distinct words), every word
+    sits in its own home slot and the order is the ascending order of v & mask, whatever the insertion order. Groups
+    with a shared slot (linear probing would move one) are built as Python sets."""
+    out = np.empty_like(words)
+    full = words.size - words.size % size
+    for lo, hi, width in ((0, full, size), (full, words.size, words.size - full)):
+        if hi == lo:
+            continue
+        block = words[lo:hi].reshape(-1, width)
+        slots = block & (_set_table_slots(width) - 1)
+        order = np.argsort(slots, axis=1)
+        ordered = np.take_along_axis(slots, order, axis=1)
+        shared = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        shared |= (block < 0).any(axis=1) | (block >= _INT_HASH_MODULUS).any(axis=1)
+        rows = np.take_along_axis(block, order, axis=1)
+        for r in np.flatnonzero(shared).tolist():
+            rows[r] = list(set(block[r].tolist()))
+        out[lo:hi] = rows.ravel()
+    return out
+
+
+# CPython's hash of an int is the int modulo the Mersenne prime 2^61 - 1 (sys.hash_info.modulus).
+_INT_HASH_MODULUS = sys.hash_info.modulus
+
+
+@functools.cache
+def _set_table_slots(count: int) -> int:
+    """Slots of the hash table of a set built from `count` distinct objects: CPython resizes as it inserts, by a
+    rule that depends only on the count. A set's size beyond an empty one's is its table (16 bytes a slot) when
+    that table is not the built-in 8-slot one."""
+    extra = sys.getsizeof(set(range(count))) - sys.getsizeof(set())
+    return extra // 16 if extra else 8
 
 
 def _calc_dram_trace(res: CompatRun, op: str, fh) -> None:

@@ -135,3 +135,20 @@ def test_format_rows_rejects_unaligned_and_odd_strides():
     odd = np.lib.stride_tricks.as_strided(np.zeros(16, dtype=np.int64), shape=(3, 2), strides=(12, 8))
     with pytest.raises(ValueError, match="strides must be multiples"):
         traces.native().format_rows(None, odd)
+
+
+@settings(max_examples=100)
+@given(
+    data=st.data(),
+    size=st.sampled_from([1, 2, 5, 8, 13, 100, 655]),
+    span=st.sampled_from(["dense", "sparse", "huge", "negative"]),
+)
+def test_set_orders_are_python_set_orders(data, size, span):
+    """CALC prefetch groups come out in list(set(group)) order: vectorised when no two words share a table slot,
+    through a Python set otherwise (dense ranges, sparse ones that collide, hashes past 2^61 - 1, negatives)."""
+    count = data.draw(st.integers(0, 3 * size))
+    top = {"dense": count + 2, "sparse": 50 * count + 10, "huge": 2**63 - 1, "negative": count + 2}[span]
+    bottom = -5 if span == "negative" else 0
+    words = data.draw(st.lists(st.integers(bottom, top), min_size=count, max_size=count, unique=True))
+    expected = [w for i in range(0, len(words), size) for w in list(set(words[i : i + size]))]
+    assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
