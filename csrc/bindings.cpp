@@ -24,12 +24,14 @@
 #include "accelkit/delta_rule.h"
 #include "accelkit/scalesim.h"
 #include "accelkit/spiking.h"
+#include "accelkit/text_rows.h"
 #include "accelkit/wkv.h"
 
 namespace py = pybind11;
 namespace ab = accelkit::binary;
 namespace aa = accelkit::attention;
 namespace aw = accelkit::wkv;
+namespace atr = accelkit::text_rows;
 
 namespace {
 
@@ -924,6 +926,42 @@ void delta_rule_chunk(const py::object& q_obj, const py::object& k_obj, const py
   if (status != accelkit::delta_rule::Status::ok) fail("delta_rule_chunk: invalid arguments");
 }
 
+// --- trace text (csrc/text_rows.cpp) ------------------------------------------------------------------------------
+
+// Any strides (whole elements), so the caller's column slices and views need no copy.
+py::bytes format_rows(const py::object& lead_obj, const py::object& body_obj, int64_t width, int64_t pad_value,
+                      bool float_suffix) {
+  const py::array body = as_nd_array(body_obj, "body", 2);
+  if (!is_dtype(body, 'i', 8)) fail("body must have dtype int64, got " + dtype_str(body));
+  const int64_t rows = body.shape(0), cols = body.shape(1);
+  if (width < 0) width = cols;
+  if (width < cols)
+    fail("width must be at least body's " + std::to_string(cols) + " columns, got " + std::to_string(width));
+  atr::RowsView view{nullptr, 0, static_cast<const int64_t*>(body.data()), rows, cols, stride_of(body, 0),
+                     stride_of(body, 1), width, pad_value, float_suffix};
+  py::array lead;
+  if (!lead_obj.is_none()) {
+    lead = as_nd_array(lead_obj, "lead", 1);
+    if (!is_dtype(lead, 'i', 8)) fail("lead must have dtype int64, got " + dtype_str(lead));
+    if (lead.shape(0) != rows)
+      fail("lead must have one entry per row of body (" + std::to_string(rows) + "), got shape " + shape_str(lead));
+    view.lead = static_cast<const int64_t*>(lead.data());
+    view.lead_stride = stride_of(lead, 0);
+  }
+  const int64_t bound = atr::max_text_bytes(view);
+  if (bound < 0 || bound > static_cast<int64_t>(PY_SSIZE_T_MAX)) fail("body is too large to format in one call");
+  PyObject* text = PyBytes_FromStringAndSize(nullptr, static_cast<py::ssize_t>(bound));
+  if (text == nullptr) throw py::error_already_set();
+  int64_t written;
+  {
+    py::gil_scoped_release release;
+    written = atr::format_rows(view, PyBytes_AS_STRING(text));
+  }
+  // Shrinks in place (or frees `text` and sets it to null on failure).
+  if (_PyBytes_Resize(&text, static_cast<py::ssize_t>(written)) != 0) throw py::error_already_set();
+  return py::reinterpret_steal<py::bytes>(text);
+}
+
 // --- SCALE-Sim read buffers (csrc/scalesim.cpp) ----------------------------------------------------------------
 
 const int64_t* int64_1d(const py::object& obj, const std::string& name) {
@@ -1117,4 +1155,9 @@ PYBIND11_MODULE(_C, m) {
         "SCALE-Sim's CALC-mode read buffer over a tiled demand stream (as scalesim_user_read) with addresses in "
         "[0, words): the cap-th new word since the last flush flushes. Returns (flush rows, new words of the last "
         "segment).");
+  m.def("format_rows", &format_rows, py::arg("lead"), py::arg("body"), py::kw_only(), py::arg("width") = -1,
+        py::arg("pad_value") = 1, py::arg("float_suffix") = false,
+        "Text of int64 rows as np.savetxt(fmt='%d', delimiter=',') writes it: lead [N] (or None) first, then body "
+        "[N, K] (any strides), then pad_value up to `width` values after the lead; '.0' after each value with "
+        "float_suffix. Returns bytes.");
 }
