@@ -23,6 +23,7 @@ from torch import Tensor
 
 from accelkit._native import available as native_available
 from accelkit._native import native
+from accelkit.kernels._common.memory import output_like
 from accelkit.kernels.delta_rule.args import Problem
 from accelkit.kernels.delta_rule.reference import L2_EPS
 
@@ -287,10 +288,13 @@ def native_forward(q, k, v, beta, g, h0, cu: list[int] | None, p: Problem, dtype
         return x.reshape(rows, *x.shape[2:]).float().contiguous()
 
     offsets = cu if cu is not None else [i * p.seqlen for i in range(p.batch + 1)]
-    o = torch.empty(rows, p.heads, p.value_dim)
+    v_rows = flat(v)
+    # From the result pool (kernels/_common/memory.py): a fresh output of many MiB faults in each 4 KiB page on
+    # first write, which at long T is a fixed share of the forward; pooled buffers are mapped already.
+    o = output_like(v_rows)
     state = torch.empty(p.batch, p.heads, p.key_dim, p.value_dim)
     h0c = None if h0 is None else h0.float().contiguous().numpy()
-    args = (flat(q).numpy(), flat(k).numpy(), flat(v).numpy(), flat(beta).numpy(),
+    args = (flat(q).numpy(), flat(k).numpy(), v_rows.numpy(), flat(beta).numpy(),
             None if g is None else flat(g).numpy(), h0c, torch.tensor(offsets, dtype=torch.int64).numpy(),
             o.numpy(), state.numpy(), p.scale)  # fmt: skip
     if p.mode == "chunk":
