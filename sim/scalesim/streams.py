@@ -402,17 +402,14 @@ def _tiles(folds: int, width: int, limit: int, height: int) -> tuple[np.ndarray,
 def _diagonal_rollout(mat: np.ndarray) -> np.ndarray:
     """Anti-diagonals in order, each from its bottom row upwards: SCALE-Sim's prefetch order for skewed feeds.
 
-    Diagonal d holds rows min(d, m - 1) down to max(0, d - n + 1); the flat indices are built directly, O(m n)
-    with no sort."""
+    Element (r, c) goes to slot c of row r + c of an (m + n - 1) x n buffer, whose rows are then the diagonals with
+    rows descending: one strided copy (flat offset r n + c (n + 1)) and one filter of the unused slots, O(m n)."""
     m, n = mat.shape
-    d = np.arange(m + n - 1, dtype=np.int64)
-    top = np.minimum(d, m - 1)
-    counts = top - np.maximum(0, d - n + 1) + 1
-    starts = np.cumsum(counts) - counts
-    k = np.arange(int(counts.sum()), dtype=np.int64) - np.repeat(starts, counts)
-    diag = np.repeat(d, counts)
-    r = np.repeat(top, counts) - k
-    return mat.ravel()[r * n + diag - r]
+    empty = np.iinfo(np.int64).min
+    buf = np.full((m + n - 1) * n, empty, dtype=np.int64)
+    step = buf.itemsize
+    np.lib.stride_tricks.as_strided(buf, shape=(m, n), strides=(n * step, (n + 1) * step))[...] = mat
+    return buf[buf != empty]
 
 
 def unique_im2col(layer: CompatLayer) -> bool:
