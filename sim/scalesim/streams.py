@@ -150,6 +150,13 @@ def _skewed(t: int, width: int, base: int) -> tuple[np.ndarray, np.ndarray, np.n
     return row + base, row - lane, lane
 
 
+@lru_cache(maxsize=32)
+def _skew_order(t: int, width: int, *, lane_major: bool) -> np.ndarray:
+    """Flat index of each slot of _skewed(t, width, .) into a T x width block (width x T when lane_major)."""
+    _, tt, lane = _skewed(t, width, 0)
+    return lane * t + tt if lane_major else tt * width + lane
+
+
 def _flipped(width: int, used: int, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, r, lane) of a preloaded block: array row r of the fold is fed at cycle rows - 1 - r, lanes together."""
     rr, cc = np.meshgrid(np.arange(used - 1, -1, -1), np.arange(width), indexing="ij")
@@ -162,21 +169,27 @@ def fold_requests(geo: Geometry, operand: str, f: int, offs: Offsets) -> tuple[n
     r0, c0 = int(g.row_start[f]), int(g.col_start[f])
     ur, uc, t, rows = int(g.used_rows[f]), int(g.used_cols[f]), g.t, g.rows
     df = geo.dataflow
+    # IFMAP addresses are computed as a block (output pixels x window indices, broadcast over small tables) and
+    # then taken in service order: one gather per request instead of two to six from the layer-sized tables.
     if (df, operand) == ("os", "ifmap"):
         row, tt, lane = _skewed(t, ur, 0)
-        addr = ifmap_addr(lay, r0 + lane, tt, offs.ifmap)
+        block = ifmap_addr(lay, (r0 + np.arange(ur))[:, None], np.arange(t)[None, :], offs.ifmap)
+        addr = block.ravel()[_skew_order(t, ur, lane_major=True)]
     elif (df, operand) == ("os", "filter"):
         row, tt, lane = _skewed(t, uc, 0)
         addr = filter_addr(lay, tt, c0 + lane, offs.filter)
     elif (df, operand) == ("ws", "ifmap"):
         row, tt, lane = _skewed(t, ur, rows)
-        addr = ifmap_addr(lay, tt, r0 + lane, offs.ifmap)
+        block = ifmap_addr(lay, np.arange(t)[:, None], (r0 + np.arange(ur))[None, :], offs.ifmap)
+        addr = block.ravel()[_skew_order(t, ur, lane_major=False)]
     elif (df, operand) == ("ws", "filter"):
         row, rr, lane = _flipped(uc, ur, rows)
         addr = filter_addr(lay, r0 + rr, c0 + lane, offs.filter)
     elif (df, operand) == ("is", "ifmap"):
         row, rr, lane = _flipped(uc, ur, rows)
-        addr = ifmap_addr(lay, c0 + lane, r0 + rr, offs.ifmap)
+        # _flipped's order: array rows ur - 1 down to 0, lanes inner.
+        addr = ifmap_addr(lay, (c0 + np.arange(uc))[None, :], (r0 + np.arange(ur - 1, -1, -1))[:, None], offs.ifmap)
+        addr = addr.ravel()
     else:
         row, tt, lane = _skewed(t, ur, rows)
         addr = filter_addr(lay, r0 + lane, tt, offs.filter)
