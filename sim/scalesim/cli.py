@@ -4,7 +4,8 @@
 
 writes OUTDIR/<run_name>/{COMPUTE,BANDWIDTH,DETAILED_ACCESS}_REPORT.csv with scalesim's numbers, and with
 `-s Y` the per-cycle traces in OUTDIR/<run_name>/layer<i>/. Reports are written to a temporary folder inside
-OUTDIR and renamed into place at the end, so a failed run leaves no partial report. Only NumPy is imported.
+OUTDIR and renamed into place at the end, so a failed run leaves no partial report. Only NumPy (and the C++
+extension accelkit._C, for the read buffers, when it is built) is imported; never torch.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@ the NumPy fallback of the whole `accelkit scalesim` run against scalesim's repor
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -204,3 +208,25 @@ def test_never_prefetched_word_inside_the_range():
     for use_native in (False, True):
         with pytest.raises(ValueError, match="never prefetched"):
             user_read(addr, row, seq, seq.size, 200, 4, use_native=use_native)
+
+
+def test_scalesim_command_loads_the_extension_but_never_torch(tmp_path):
+    """A USER-mode suite case in a fresh process: the C++ read buffer is used, torch and triton are not imported,
+    and the reports are scalesim's."""
+    golden = Path(__file__).resolve().parent / "golden_suite" / "mnk_scale_ws_user"
+    script = (
+        "import sys\n"
+        "from accelkit.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'triton'})\n"
+        "print('LOADED', heavy, 'accelkit._C' in sys.modules)\n"
+        "sys.exit(code)\n"
+    )
+    files = ["-c", golden / "scale.cfg", "-t", golden / "topology.csv", "-l", golden / "layout.csv", "-p", tmp_path]
+    argv = ["scalesim", *map(str, files), "-i", "gemm"]
+    done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("LOADED [] True")
+    for report in ("COMPUTE_REPORT", "BANDWIDTH_REPORT", "DETAILED_ACCESS_REPORT"):
+        ours = (tmp_path / "mnk_scale_ws_user" / f"{report}.csv").read_bytes()
+        assert ours == (golden / f"{report}.csv").read_bytes()
