@@ -118,7 +118,8 @@ sanitize: $(SAN_DIR)/test_binary $(SAN_DIR)/test_attention $(SAN_DIR)/test_wkv $
 		tests/kernels/test_lean_attention_cpu.py tests/kernels/test_wkv.py \
 		tests/kernels/test_spiking_op.py::test_isa_and_saved_h_paths_agree \
 		tests/kernels/test_spiking_op.py::test_many_chunks_and_threads tests/kernels/test_spiking_op.py::test_empty_and_tiny \
-		tests/sim/test_trace_text.py tests/sim/test_scalesim_native.py
+		tests/sim/test_trace_text.py tests/sim/test_scalesim_native.py \
+		tests/kernels/test_delta_rule_native_chunk.py
 
 # Build outputs, the sanitizer build (build/sanitize) included.
 clean:
