@@ -25,6 +25,7 @@
 #include "accelkit/scalesim.h"
 #include "accelkit/spiking.h"
 #include "accelkit/text_rows.h"
+#include "accelkit/trace_words.h"
 #include "accelkit/wkv.h"
 
 namespace py = pybind11;
@@ -32,6 +33,7 @@ namespace ab = accelkit::binary;
 namespace aa = accelkit::attention;
 namespace aw = accelkit::wkv;
 namespace atr = accelkit::text_rows;
+namespace atw = accelkit::trace_words;
 
 namespace {
 
@@ -1029,6 +1031,48 @@ py::tuple scalesim_calc_read_folds(const py::object& fold_tile, const py::object
   return py::make_tuple(int64_result(out.flush_rows), out.used);
 }
 
+
+// --- CALC prefetch words (csrc/trace_words.cpp) ----------------------------------------------------------------
+
+// Addresses spanning more words than this are left to the caller's sort-based path (the stamp table would outweigh
+// the stream): 4 per request, and at least 2^20.
+int64_t stamp_limit(int64_t n) {
+  return n > (int64_t{1} << 60) / 4 ? int64_t{1} << 60 : std::max<int64_t>(4 * n, int64_t{1} << 20);
+}
+
+py::object calc_new_words(const py::object& addr_obj, const py::object& bounds_obj) {
+  const py::array addr = as_nd_array(addr_obj, "addr", 1);
+  if (!is_dtype(addr, 'i', 8)) fail("addr must have dtype int64, got " + dtype_str(addr));
+  require_contiguous(addr, "addr");
+  const py::array bounds = as_nd_array(bounds_obj, "bounds", 1);
+  if (!is_dtype(bounds, 'i', 8)) fail("bounds must have dtype int64, got " + dtype_str(bounds));
+  require_contiguous(bounds, "bounds");
+  if (bounds.shape(0) < 1) fail("bounds must have at least one entry");
+  const int64_t n = addr.shape(0), segments = bounds.shape(0) - 1;
+  const auto* a = static_cast<const int64_t*>(addr.data());
+  const auto* b = static_cast<const int64_t*>(bounds.data());
+  if (b[0] != 0 || b[segments] != n) fail("bounds must run from 0 to addr's " + std::to_string(n) + " entries");
+  for (int64_t s = 0; s < segments; ++s)
+    if (b[s + 1] < b[s]) fail("bounds must never decrease");
+  int64_t lo = 0, hi = 0;
+  if (n > 0) lo = hi = a[0];
+  for (int64_t j = 1; j < n; ++j) {
+    lo = std::min(lo, a[j]);
+    hi = std::max(hi, a[j]);
+  }
+  // hi - lo as unsigned never overflows; above the limit the caller sorts instead.
+  if (static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) >= static_cast<uint64_t>(stamp_limit(n))) return py::none();
+  std::vector<int64_t> stamp(static_cast<size_t>(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1));
+  py::array_t<int64_t> words(n), ends(segments);
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = atw::new_words(a, n, b, segments, lo, hi, stamp.data(), words.mutable_data(), ends.mutable_data());
+  }
+  if (!ok) fail("calc_new_words: invalid arguments");
+  const int64_t count = segments > 0 ? ends.at(segments - 1) : 0;
+  return py::make_tuple(words[py::slice(0, count, 1)], ends);
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -1160,4 +1204,8 @@ PYBIND11_MODULE(_C, m) {
         "Text of int64 rows as np.savetxt(fmt='%d', delimiter=',') writes it: lead [N] (or None) first, then body "
         "[N, K] (any strides), then pad_value up to `width` values after the lead; '.0' after each value with "
         "float_suffix. Returns bytes.");
+  m.def("calc_new_words", &calc_new_words, py::arg("addr"), py::arg("bounds"),
+        "CALC prefetch words: for segments addr[bounds[s]:bounds[s+1]] of the int64 stream addr [N], the requests "
+        "whose address does not occur earlier in their segment, in order, and the end of each segment's run in "
+        "them: (words, ends). None when the addresses span more than max(4N, 2^20) words.");
 }

@@ -1,6 +1,8 @@
 // Standalone checks of csrc/text_rows.cpp against snprintf("%lld"): int64's ends, digit-count edges, empty shapes,
 // padding and negative strides, each written into a buffer of exactly max_text_bytes bytes so that AddressSanitizer
-// catches any write past the bound.
+// catches any write past the bound. And csrc/trace_words.cpp (the traces' other native helper) against a quadratic
+// scan, on addresses at int64's ends and bad bounds.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -10,9 +12,11 @@
 #include <vector>
 
 #include "accelkit/text_rows.h"
+#include "accelkit/trace_words.h"
 #include "check.h"
 
 namespace atr = accelkit::text_rows;
+namespace atw = accelkit::trace_words;
 using accelkit_test::check;
 
 namespace {
@@ -58,6 +62,33 @@ std::vector<int64_t> edge_values() {
   return vals;
 }
 
+// Segment by segment, each request whose address is not earlier in its segment: the definition, O(n^2).
+std::vector<int64_t> expected_new(const std::vector<int64_t>& addr, const std::vector<int64_t>& bounds) {
+  std::vector<int64_t> out;
+  for (size_t s = 0; s + 1 < bounds.size(); ++s)
+    for (int64_t j = bounds[s]; j < bounds[s + 1]; ++j) {
+      bool seen = false;
+      for (int64_t i = bounds[s]; i < j; ++i) seen = seen || addr[i] == addr[j];
+      if (!seen) out.push_back(addr[j]);
+    }
+  return out;
+}
+
+void check_new_words(const std::vector<int64_t>& addr, const std::vector<int64_t>& bounds, int64_t lo,
+                     const std::string& what) {
+  const auto n = static_cast<int64_t>(addr.size());
+  const auto segments = static_cast<int64_t>(bounds.size()) - 1;
+  int64_t hi = lo;
+  for (int64_t a : addr) hi = std::max(hi, a);
+  std::vector<int64_t> stamp(static_cast<size_t>(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1));
+  std::vector<int64_t> out(addr.size() + 1), ends(bounds.size());
+  const bool ok =
+      atw::new_words(addr.data(), n, bounds.data(), segments, lo, hi, stamp.data(), out.data(), ends.data());
+  check(ok, what + ": accepted");
+  const int64_t count = segments > 0 ? ends[static_cast<size_t>(segments - 1)] : 0;
+  check(std::vector<int64_t>(out.begin(), out.begin() + count) == expected_new(addr, bounds), what + ": words");
+}
+
 }  // namespace
 
 int main() {
@@ -91,5 +122,23 @@ int main() {
   check(atr::max_text_bytes({nullptr, 0, &one, 1, 1, 1, 1, INT64_MAX / 2, 1, false}) == -1, "huge width");
   check(atr::max_text_bytes({nullptr, 0, &one, INT64_MAX / 4, 1, 1, 1, 1, 1, false}) == -1, "huge rows");
   check(atr::max_text_bytes({nullptr, 0, &one, -1, 1, 1, 1, 1, 1, false}) == -1, "negative rows");
+  // CALC prefetch words: random streams over a few words near int64's ends, random cuts.
+  for (int64_t lo : {std::numeric_limits<int64_t>::min(), int64_t{-3}, std::numeric_limits<int64_t>::max() - 6}) {
+    for (int64_t n = 0; n <= 40; n += 7) {
+      std::vector<int64_t> addr(static_cast<size_t>(n));
+      for (auto& a : addr) a = lo + static_cast<int64_t>(gen() % 7);
+      std::vector<int64_t> bounds = {0};
+      for (int64_t cut = 0; cut < n; cut += 1 + static_cast<int64_t>(gen() % 9)) bounds.push_back(cut);
+      bounds.push_back(n);
+      check_new_words(addr, bounds, lo, "new_words n=" + std::to_string(n) + " lo=" + std::to_string(lo));
+    }
+  }
+  // Bad bounds and out-of-range addresses are refused before any write.
+  const std::vector<int64_t> addr = {1, 2, 3};
+  std::vector<int64_t> stamp(3), out(3), ends(2);
+  const std::vector<int64_t> falling = {0, 2, 1, 3}, short_end = {0, 2}, ok_bounds = {0, 3};
+  check(!atw::new_words(addr.data(), 3, falling.data(), 3, 1, 3, stamp.data(), out.data(), ends.data()), "falling");
+  check(!atw::new_words(addr.data(), 3, short_end.data(), 1, 1, 3, stamp.data(), out.data(), ends.data()), "short");
+  check(!atw::new_words(addr.data(), 3, ok_bounds.data(), 1, 2, 3, stamp.data(), out.data(), ends.data()), "below min");
   return accelkit_test::report("test_text_rows");
 }

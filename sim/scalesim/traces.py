@@ -149,14 +149,20 @@ def _write_rows(fh, mat: np.ndarray, fmt: str) -> None:
 
 def _calc_groups(res: CompatRun, op: str) -> list[np.ndarray]:
     """Addresses of each CALC prefetch: the segment's new words, each 1%-group in Python set order."""
-    addr = res.streams[op][0]
+    addr = np.ascontiguousarray(res.streams[op][0], dtype=np.int64)
     read: CalcRead = res.reads[op]
+    bounds = np.asarray([0, *(p + 1 for p in read.flush_positions), addr.size], dtype=np.int64)
+    found = native().calc_new_words(addr, bounds) if _native_available() else None
+    if found is not None:
+        words, ends = found
+        starts = np.concatenate(([0], ends[:-1]))
+        return [
+            _set_orders(words[lo:hi], read.set_words) for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True)
+        ]
     prev = first_occurrence_prev(addr)
-    bounds = [0, *(p + 1 for p in read.flush_positions), addr.size]
     groups = []
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        seg = addr[lo:hi]
-        groups.append(_set_orders(seg[prev[lo:hi] < lo], read.set_words))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        groups.append(_set_orders(addr[lo:hi][prev[lo:hi] < lo], read.set_words))
     return groups
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 
 from accelkit._native import available
 from accelkit.sim.scalesim import traces
+from accelkit.sim.scalesim.memory import first_occurrence_prev
 
 pytestmark = pytest.mark.skipif(not available(), reason="accelkit._C is not built")
 
@@ -152,3 +153,42 @@ def test_set_orders_are_python_set_orders(data, size, span):
     words = data.draw(st.lists(st.integers(bottom, top), min_size=count, max_size=count, unique=True))
     expected = [w for i in range(0, len(words), size) for w in list(set(words[i : i + size]))]
     assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
+
+
+@settings(max_examples=100)
+@given(data=st.data(), span=st.sampled_from([1, 3, 50, 10**4, 2**62]))
+def test_calc_new_words_are_first_occurrences_per_segment(data, span):
+    """accelkit._C.calc_new_words against the NumPy path: requests whose address is new within their segment, in
+    order; None (the caller sorts instead) when the addresses span too many words for its stamp table."""
+    n = data.draw(st.integers(0, 60))
+    base = data.draw(st.sampled_from([0, -(2**63), 2**63 - span - 1, 12345]))
+    addr = np.asarray(data.draw(st.lists(st.integers(0, span - 1), min_size=n, max_size=n)), dtype=np.int64) + base
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=5)))
+    bounds = np.asarray([0, *cuts, n], dtype=np.int64)
+    found = traces.native().calc_new_words(addr, bounds)
+    spread = int(addr.max()) - int(addr.min()) if n else 0
+    assert (found is None) == (spread >= max(4 * n, 2**20))
+    if found is None:
+        return
+    words, ends = found
+    prev = first_occurrence_prev(addr)
+    expected = [addr[lo:hi][prev[lo:hi] < lo] for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)]
+    assert ends.tolist() == np.cumsum([e.size for e in expected]).tolist()
+    assert words.tolist() == [int(w) for e in expected for w in e]
+
+
+@pytest.mark.parametrize(
+    ("addr", "bounds", "match"),
+    [
+        (np.zeros(3, dtype=np.int64), np.array([0, 2], dtype=np.int64), "bounds must run from 0 to addr's 3"),
+        (np.zeros(3, dtype=np.int64), np.array([0, 2, 1, 3], dtype=np.int64), "bounds must never decrease"),
+        (np.zeros(3, dtype=np.int64), np.zeros(0, dtype=np.int64), "bounds must have at least one entry"),
+        (np.zeros(3, dtype=np.int32), np.array([0, 3], dtype=np.int64), "addr must have dtype int64"),
+        (np.zeros(6, dtype=np.int64)[::2], np.array([0, 3], dtype=np.int64), "addr must be C-contiguous"),
+        (np.zeros((3, 1), dtype=np.int64), np.array([0, 3], dtype=np.int64), "addr must be 1-D"),
+        (np.zeros(3, dtype=np.int64), np.array([0.0, 3.0]), "bounds must have dtype int64"),
+    ],
+)
+def test_calc_new_words_rejects_bad_input(addr, bounds, match):
+    with pytest.raises(ValueError, match=match):
+        traces.native().calc_new_words(addr, bounds)
