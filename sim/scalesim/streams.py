@@ -404,12 +404,12 @@ def prefetch_counts(geo: Geometry, operand: str) -> tuple[int, int] | None:
 
 
 def _tiles(folds: int, width: int, limit: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stack `folds` column tiles of a (height x limit) matrix, each `width` wide and -1 padded: (t, source col)."""
-    fold = np.repeat(np.arange(folds), height)
-    tt = np.tile(np.arange(height), folds)
-    src = fold[:, None] * width + np.arange(width)[None, :]
+    """Stack `folds` column tiles of a (height x limit) matrix, each `width` wide and -1 padded: (t, source col),
+    as arrays of shape (1, height, 1) and (folds, 1, width) that broadcast to the (folds, height, width) stack (the
+    address functions broadcast, so no index array of the stack's size is built)."""
+    src = np.arange(folds, dtype=np.int64)[:, None] * width + np.arange(width, dtype=np.int64)[None, :]
     src = np.where(src < limit, src, -1)
-    return np.broadcast_to(tt[:, None], src.shape), src
+    return np.arange(height, dtype=np.int64)[None, :, None], src[:, None, :]
 
 
 def _diagonal_rollout(mat: np.ndarray) -> np.ndarray:
