@@ -4,6 +4,7 @@ against np.savetxt and Python's %-format, and the traces' writer with and withou
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import hypothesis.strategies as st
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 
 from accelkit._native import available
 from accelkit.sim.scalesim import traces
+from accelkit.sim.scalesim.cli import main
 from accelkit.sim.scalesim.memory import first_occurrence_prev
 
 pytestmark = pytest.mark.skipif(not available(), reason="accelkit._C is not built")
@@ -192,3 +194,21 @@ def test_calc_new_words_are_first_occurrences_per_segment(data, span):
 def test_calc_new_words_rejects_bad_input(addr, bounds, match):
     with pytest.raises(ValueError, match=match):
         traces.native().calc_new_words(addr, bounds)
+
+
+@pytest.mark.parametrize("name", ["mnk_eyeriss_os_calc", "inception_scale_ws_user", "inception_google_is_calc"])
+def test_traces_without_the_extension_are_the_same_bytes(name, tmp_path):
+    """Every trace file of a suite case (CALC and USER, GEMM and conv), written with the C++ helpers and with the
+    Python fallbacks alone, is the same file."""
+    golden = Path(__file__).resolve().parent / "golden_suite" / name
+    gemm = (golden / "topology.csv").read_text().startswith("Layer, M, N, K")
+    argv = ["-c", str(golden / "scale.cfg"), "-t", str(golden / "topology.csv"), "-l", str(golden / "layout.csv")]
+    argv += ["-i", "gemm" if gemm else "conv", "-s", "Y"]
+    assert main([*argv, "-p", str(tmp_path / "native")]) == 0
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(traces, "_native_available", lambda: False)
+        assert main([*argv, "-p", str(tmp_path / "python")]) == 0
+    files = sorted(p.relative_to(tmp_path / "native") for p in (tmp_path / "native").rglob("*_TRACE.csv"))
+    assert len(files) == 6
+    for rel in files:
+        assert (tmp_path / "native" / rel).read_bytes() == (tmp_path / "python" / rel).read_bytes(), rel
