@@ -53,12 +53,12 @@ def _lanes(hw: Hardware, dataflow: str, op: str) -> int:
     return hw.cols if (op == "ifmap") == (dataflow == "is") else hw.rows
 
 
-def _served(res: CompatRun, lo: int, hi: int, op: str) -> np.ndarray:
+def _served(res: CompatRun, events: tuple[np.ndarray, np.ndarray], lo: int, hi: int, op: str) -> np.ndarray:
     """Cycle at which each demand row lo .. hi-1 is served: its row plus the stalls before it, or the cycle the
-    replay logged for it."""
+    replay logged for it (`events`, from _event_table)."""
     rows = np.arange(lo, hi, dtype=np.int64)
     cycles = rows + res.memory.stall_before(rows) + (0 if op == "ofmap" else 1)
-    keys, outs = _event_table(res)
+    keys, outs = events
     cut = np.searchsorted(keys, [lo, hi])
     cycles[keys[cut[0] : cut[1]] - lo] = outs[cut[0] : cut[1], SLOT[op]]
     return cycles
@@ -81,6 +81,7 @@ def _sram_trace(res: CompatRun, hw: Hardware, op: str, fh) -> None:
     geo = res.geo
     per, lanes = geo.rows_per_fold, _lanes(hw, geo.dataflow, op)
     group = max(1, _VALUES_PER_WRITE // max(per * lanes, 1))
+    events = _event_table(res)
     for first in range(0, geo.grid.count, group):
         folds = range(first, min(first + group, geo.grid.count))
         block = np.full((len(folds) * per, lanes), -1, dtype=np.int64)
@@ -90,7 +91,7 @@ def _sram_trace(res: CompatRun, hw: Hardware, op: str, fh) -> None:
             else:
                 addr, row, lane = fold_requests(geo, op, f, res.offsets)
             block[row + k * per, lane] = addr
-        _write_text(fh, _served(res, first * per, (folds[-1] + 1) * per, op), block)
+        _write_text(fh, _served(res, events, first * per, (folds[-1] + 1) * per, op), block)
 
 
 def _write_float_rows(fh, cycles: np.ndarray, body: np.ndarray, width: int) -> None:
