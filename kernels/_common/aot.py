@@ -42,6 +42,10 @@ class AotSpec:
     # Mark pointer parameters 16-byte aligned, as the JIT does at launch for torch's allocations (the CUDA caching
     # allocator hands out 512-byte aligned blocks), so the AOT build sees the same vectorised loads.
     aligned_pointers: bool = True
+    # Whether tests/test_gpu_build.py compiles it inside `make test`; `accelkit gpu-report` compiles every spec. An op
+    # whose full list would cost CI minutes marks the configurations that only repeat another's code (the same kernel
+    # body with other loop counts or another 16-bit load type) False, and says which in its triton_kernels.py.
+    ci_build: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signature", MappingProxyType(dict(self.signature)))

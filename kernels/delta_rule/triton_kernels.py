@@ -7,13 +7,21 @@ Forward, chunk mode (three kernels, chunk C in {16, 32, 64}):
                      S <- gamma_C S + Kd^T V', writing each chunk's entering state (T/C + 1 states per sequence).
   output_fwd_kernel  per (V block, chunk, head): O = scale ((Q * gamma) S + (tril(Q K^T) * Gamma) V').
 Backward: the forward's first two kernels run again (nothing but the inputs is saved), then
-  state_bwd_kernel   per (V block, sequence, head): the reverse pass over chunks for dS and dV'.
-  grad_kernel        per (chunk, head): dq, dk, dv, dbeta and dg from S, dS, V', dV', M, W and U.
+  dv_intra_kernel    per (V block, chunk, head): dV' = L^T dO, the part of dV' that needs no state.
+  state_bwd_kernel   per (V block, sequence, head): the reverse pass over chunks for dS, adding (Kd dS1) to dV'.
+  grad_state_kernel  per (chunk, head): the terms through S0 and dS1: dq = gamma dO S0^T, dk = e^{G_C - G} V' dS1^T,
+                     dW = -dV' S0^T, and their parts of dg.
+  grad_wy_kernel     per (chunk, head): dVb = M^T dV', dKb = M^T dW, dv, dA = -(dVb U^T + dKb W^T), parts of dk,
+                     dbeta and dg.
+  grad_causal_kernel per (chunk, head): dL = tril(dO V'^T) * Gamma: dq += dL K (final), dk += dL^T Q, part of dg.
+  grad_beta_kernel   per (chunk, head): dA with K K^T: dbeta and dk (final), then dg from dG (final).
+The backward is split five ways so that no kernel holds more than two [C, C] tiles: one kernel holding M, dA, dL,
+Q K^T and K K^T together spilled kilobytes on sm_80 and sm_90 (README.md, "Build status").
 Recurrent mode: fused_recurrent_kernel, one token at a time with the [K, V-block] state in registers.
 
 Inputs are read in their dtype (fp16, bf16, fp32) and everything is computed and staged in fp32 (dots with
-input_precision="ieee", so fp32 results are fp32-accurate). Dense batches are run as packed sequences: token row r of
-the flattened [B * T, H, D] tensor, sequence n spanning rows cu[n]:cu[n + 1].
+input_precision="tf32x3": three TF32 products, near-fp32 accuracy on tensor cores). Dense batches are run as packed
+sequences: token row r of the flattened [B * T, H, D] tensor, sequence n spanning rows cu[n]:cu[n + 1].
 """
 
 from __future__ import annotations
@@ -211,6 +219,26 @@ def output_fwd_kernel(q, k, g_cum, states, v_new, o, chunk_seq, chunk_idx, cu, s
 
 
 @triton.jit
+def dv_intra_kernel(q, k, g_cum, do, dv_new, chunk_seq, chunk_idx, cu, slot_base, scale, H, K, V, GATED: tl.constexpr,
+                    C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, NK: tl.constexpr):  # fmt: skip
+    """dV' = L^T dO with L = scale tril(Q K^T) * Gamma: the part of dV' that needs no state, for every chunk at once,
+    so that the sequential state_bwd_kernel holds no [C, C] tile."""
+    i_v, i_c, i_h = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    o_row, m_row, last, _ = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
+    o_v = i_v * BV + tl.arange(0, BV)
+    b_s = tl.zeros([C, C], dtype=tl.float32)
+    for i_k in range(NK):
+        o_k = i_k * BK + tl.arange(0, BK)
+        b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k)
+        b_s += tl.dot(b_q, tl.trans(_load_rows(k, o_row, m_row, i_h, H, K, o_k)), input_precision=DOT)
+    b_gc, _, _, _ = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
+    b_s = b_s * _decay(b_gc, C, False) * scale
+    b_do = _load_rows(do, o_row, m_row, i_h, H, V, o_v)
+    b_dvn = tl.dot(tl.trans(b_s), b_do, input_precision=DOT)  # [C, C]^T @ [C, BV] -> [C, BV]
+    _store_rows(dv_new, b_dvn, o_row, m_row, i_h, H, V, o_v)
+
+
+@triton.jit
 def state_bwd_kernel(q, k, g_cum, w_buf, do, dht, dstates, dv_new, cu, slot_base, scale, H, K, V,
                      HAS_DHT: tl.constexpr, GATED: tl.constexpr, C: tl.constexpr, BK: tl.constexpr,
                      BV: tl.constexpr, NK: tl.constexpr):  # fmt: skip
@@ -237,14 +265,8 @@ def state_bwd_kernel(q, k, g_cum, w_buf, do, dht, dstates, dv_new, cu, slot_base
         m_row = tl.arange(0, C) < eos - o_row
         last = tl.minimum(eos - o_row, C) - 1
         b_gc, b_gamma, b_factor, b_gamma_last = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
-        b_s = tl.zeros([C, C], dtype=tl.float32)
-        for i_k in range(NK):
-            o_k = i_k * BK + tl.arange(0, BK)
-            b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k)
-            b_s += tl.dot(b_q, tl.trans(_load_rows(k, o_row, m_row, i_h, H, K, o_k)), input_precision=DOT)
-        b_s = b_s * _decay(b_gc, C, False) * scale
         b_do = _load_rows(do, o_row, m_row, i_h, H, V, o_v)
-        b_dvn = tl.dot(tl.trans(b_s), b_do, input_precision=DOT)  # [C, C]^T @ [C, BV] -> [C, BV]
+        b_dvn = _load_rows(dv_new, o_row, m_row, i_h, H, V, o_v)
         for i_k in range(NK):
             o_k = i_k * BK + tl.arange(0, BK)
             p_dh, m_h = _state_ptr(dstates, slot + i_t + 1, i_h, H, K, V, o_k, o_v)
@@ -264,39 +286,19 @@ def state_bwd_kernel(q, k, g_cum, w_buf, do, dht, dstates, dv_new, cu, slot_base
 
 
 @triton.jit
-def grad_kernel(q, k, v, beta, g_cum, m_buf, w_buf, u_buf, states, v_new, dstates, dv_new, do, dq, dk, dv, dbeta, dg,
-                chunk_seq, chunk_idx, cu, slot_base, scale, H, K, V, GATED: tl.constexpr, C: tl.constexpr,
-                BK: tl.constexpr, BV: tl.constexpr, NK: tl.constexpr, NV: tl.constexpr):  # fmt: skip
+def grad_state_kernel(q, k, g_cum, states, v_new, dstates, dv_new, do, dq, dk, dw_buf, dg, dg_last, chunk_seq,
+                      chunk_idx, cu, slot_base, scale, H, K, V, GATED: tl.constexpr, C: tl.constexpr,
+                      BK: tl.constexpr, BV: tl.constexpr, NK: tl.constexpr, NV: tl.constexpr):  # fmt: skip
+    """The terms through the chunk's entering state S0 and leaving-state gradient dS1: dq = gamma (dO S0^T),
+    dk = e^{G_C - G} (V' dS1^T), dW = -dV' S0^T, and their parts of dG (the last row's into dg_last)."""
     i_c, i_h = tl.program_id(0), tl.program_id(1)
     o_row, m_row, last, slot = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
-    o_i = tl.arange(0, C)
-    p_tok = (o_row * H + i_h) + o_i * H
-    b_beta = tl.load(beta + p_tok, mask=m_row, other=0.0).to(tl.float32)
     b_gc, b_gamma, b_factor, b_gamma_last = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
-    b_m = _load_rows(m_buf, o_row, m_row, i_h, H, C, o_i)
-    b_dl = tl.zeros([C, C], dtype=tl.float32)
-    b_da = tl.zeros([C, C], dtype=tl.float32)
-    b_db = tl.zeros([C], dtype=tl.float32)
-    for i_v in range(NV):
-        o_v = i_v * BV + tl.arange(0, BV)
-        b_do = _load_rows(do, o_row, m_row, i_h, H, V, o_v)
-        b_dvn = _load_rows(dv_new, o_row, m_row, i_h, H, V, o_v)
-        b_dl += tl.dot(b_do, tl.trans(_load_rows(v_new, o_row, m_row, i_h, H, V, o_v)), input_precision=DOT)
-        b_dvb = tl.dot(tl.trans(b_m), b_dvn, input_precision=DOT)  # [C, C]^T @ [C, BV] -> [C, BV]
-        b_da -= tl.dot(b_dvb, tl.trans(_load_rows(u_buf, o_row, m_row, i_h, H, V, o_v)), input_precision=DOT)
-        _store_rows(dv, b_dvb * b_beta[:, None], o_row, m_row, i_h, H, V, o_v)
-        b_db += tl.sum(_load_rows(v, o_row, m_row, i_h, H, V, o_v) * b_dvb, 1)
-    b_s = tl.zeros([C, C], dtype=tl.float32)
-    b_kk = tl.zeros([C, C], dtype=tl.float32)
     b_dgc = tl.zeros([C], dtype=tl.float32)
     b_hdh = 0.0
     b_t7_sum = 0.0
     for i_k in range(NK):
         o_k = i_k * BK + tl.arange(0, BK)
-        b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k) * scale
-        b_k = _load_rows(k, o_row, m_row, i_h, H, K, o_k)
-        b_s += tl.dot(b_q, tl.trans(b_k), input_precision=DOT)  # [C, BK] @ [BK, C] -> [C, C]
-        b_kk += tl.dot(b_k, tl.trans(b_k), input_precision=DOT)  # [C, BK] @ [BK, C] -> [C, C]
         b_dkd = tl.zeros([C, BK], dtype=tl.float32)
         b_dqg = tl.zeros([C, BK], dtype=tl.float32)
         b_dw = tl.zeros([C, BK], dtype=tl.float32)
@@ -313,32 +315,84 @@ def grad_kernel(q, k, v, beta, g_cum, m_buf, w_buf, u_buf, states, v_new, dstate
             b_dqg += tl.dot(b_do, tl.trans(b_h), input_precision=DOT)  # [C, BV] @ [BV, BK] -> [C, BK]
             b_dw -= tl.dot(b_dvn, tl.trans(b_h), input_precision=DOT)  # [C, BV] @ [BV, BK] -> [C, BK]
             b_hdh += tl.sum(tl.sum(b_h * b_dh, 1), 0)
-        b_dkb = tl.dot(tl.trans(b_m), b_dw, input_precision=DOT)  # [C, C]^T @ [C, BK] -> [C, BK]
-        b_da -= tl.dot(b_dkb, tl.trans(_load_rows(w_buf, o_row, m_row, i_h, H, K, o_k)), input_precision=DOT)
-        b_kb = b_k * (b_beta * b_gamma)[:, None]
+        _store_rows(dw_buf, b_dw, o_row, m_row, i_h, H, K, o_k)
         _store_rows(dq, b_dqg * b_gamma[:, None], o_row, m_row, i_h, H, K, o_k)
-        _store_rows(dk, b_dkd * b_factor[:, None] + b_dkb * (b_beta * b_gamma)[:, None], o_row, m_row, i_h, H, K, o_k)
-        b_db += b_gamma * tl.sum(b_k * b_dkb, 1)
-        b_t7 = tl.sum(b_k * b_factor[:, None] * b_dkd, 1)
-        b_dgc += tl.sum(b_q * b_gamma[:, None] * b_dqg, 1) + tl.sum(b_kb * b_dkb, 1) - b_t7
+        b_dkd = b_dkd * b_factor[:, None]
+        _store_rows(dk, b_dkd, o_row, m_row, i_h, H, K, o_k)
+        b_t7 = tl.sum(_load_rows(k, o_row, m_row, i_h, H, K, o_k) * b_dkd, 1)
+        b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k) * scale
+        b_dgc += tl.sum(b_q * b_gamma[:, None] * b_dqg, 1) - b_t7
         b_t7_sum += tl.sum(b_t7, 0)
-    b_causal = _decay(b_gc, C, False)
-    b_strict = _decay(b_gc, C, True)
-    b_ld = b_dl * b_causal
-    b_da = b_da * (b_strict > 0)
-    b_db += tl.sum(b_da * b_kk * b_strict, 1)
-    b_dp = b_da * b_strict * b_beta[:, None]
-    b_z = b_ld * b_s + b_da * b_kk * b_strict * b_beta[:, None]
-    b_dgc += tl.sum(b_z, 1) - tl.sum(b_z, 0)
-    b_dgc += tl.where(o_i == last, b_gamma_last * b_hdh + b_t7_sum, 0.0)
-    tl.store(dbeta + p_tok, b_db.to(dbeta.dtype.element_ty), mask=m_row)
     if GATED:
-        # dg_j = sum_{i >= j} dG_i within the chunk, since G_i = sum_{j <= i} g_j.
-        b_dg = tl.sum(b_dgc, 0) - tl.cumsum(b_dgc, 0) + b_dgc
-        tl.store(dg + p_tok, b_dg.to(dg.dtype.element_ty), mask=m_row)
-    # dq and dk hold this chunk's partial sums, written above by other threads of the block.
-    tl.debug_barrier()
-    b_dps = b_dp + tl.trans(b_dp)
+        p_tok = (o_row * H + i_h) + tl.arange(0, C) * H
+        tl.store(dg + p_tok, b_dgc, mask=m_row)
+        tl.store(dg_last + i_c * H + i_h, b_gamma_last * b_hdh + b_t7_sum)
+
+
+@triton.jit
+def grad_wy_kernel(k, v, beta, g_cum, m_buf, w_buf, u_buf, dv_new, dw_buf, dk, dv, dbeta, dg, da_buf, chunk_seq,
+                   chunk_idx, cu, slot_base, H, K, V, GATED: tl.constexpr, C: tl.constexpr, BK: tl.constexpr,
+                   BV: tl.constexpr, NK: tl.constexpr, NV: tl.constexpr):  # fmt: skip
+    """Through W = M Kb and U = M Vb: dVb = M^T dV', dKb = M^T dW, dv, dA = -(dVb U^T + dKb W^T) (masked by
+    grad_intra_kernel), and their parts of dk, dbeta and dG."""
+    i_c, i_h = tl.program_id(0), tl.program_id(1)
+    o_row, m_row, last, _ = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
+    o_i = tl.arange(0, C)
+    p_tok = (o_row * H + i_h) + o_i * H
+    b_beta = tl.load(beta + p_tok, mask=m_row, other=0.0).to(tl.float32)
+    _, b_gamma, _, _ = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
+    b_m = _load_rows(m_buf, o_row, m_row, i_h, H, C, o_i)
+    b_da = tl.zeros([C, C], dtype=tl.float32)
+    b_db = tl.zeros([C], dtype=tl.float32)
+    for i_v in range(NV):
+        o_v = i_v * BV + tl.arange(0, BV)
+        b_dvn = _load_rows(dv_new, o_row, m_row, i_h, H, V, o_v)
+        b_dvb = tl.dot(tl.trans(b_m), b_dvn, input_precision=DOT)  # [C, C]^T @ [C, BV] -> [C, BV]
+        b_da -= tl.dot(b_dvb, tl.trans(_load_rows(u_buf, o_row, m_row, i_h, H, V, o_v)), input_precision=DOT)
+        _store_rows(dv, b_dvb * b_beta[:, None], o_row, m_row, i_h, H, V, o_v)
+        b_db += tl.sum(_load_rows(v, o_row, m_row, i_h, H, V, o_v) * b_dvb, 1)
+    b_dgc = tl.zeros([C], dtype=tl.float32)
+    for i_k in range(NK):
+        o_k = i_k * BK + tl.arange(0, BK)
+        b_dkb = tl.dot(tl.trans(b_m), _load_rows(dw_buf, o_row, m_row, i_h, H, K, o_k), input_precision=DOT)
+        b_da -= tl.dot(b_dkb, tl.trans(_load_rows(w_buf, o_row, m_row, i_h, H, K, o_k)), input_precision=DOT)
+        b_k = _load_rows(k, o_row, m_row, i_h, H, K, o_k)
+        b_kb = b_k * (b_beta * b_gamma)[:, None]
+        b_dk = _load_rows(dk, o_row, m_row, i_h, H, K, o_k) + b_dkb * (b_beta * b_gamma)[:, None]
+        _store_rows(dk, b_dk, o_row, m_row, i_h, H, K, o_k)
+        b_db += b_gamma * tl.sum(b_k * b_dkb, 1)
+        b_dgc += tl.sum(b_kb * b_dkb, 1)
+    _store_rows(da_buf, b_da, o_row, m_row, i_h, H, C, o_i)
+    tl.store(dbeta + p_tok, b_db, mask=m_row)
+    if GATED:
+        tl.store(dg + p_tok, tl.load(dg + p_tok, mask=m_row, other=0.0) + b_dgc, mask=m_row)
+
+
+@triton.jit
+def grad_causal_kernel(q, k, g_cum, v_new, do, dq, dk, dg, chunk_seq, chunk_idx, cu, slot_base, scale, H, K, V,
+                       GATED: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, NK: tl.constexpr,
+                       NV: tl.constexpr):  # fmt: skip
+    """Through O's intra-chunk term (tril(Q K^T) * Gamma) V': with dL = tril(dO V'^T) * Gamma, dq += dL K (dq is
+    final here), dk += dL^T Q, and dG's part sum_j (dL * L)_ij - (dL * L)_ji."""
+    i_c, i_h = tl.program_id(0), tl.program_id(1)
+    o_row, m_row, last, _ = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
+    b_gc, _, _, _ = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
+    b_dl = tl.zeros([C, C], dtype=tl.float32)
+    for i_v in range(NV):
+        o_v = i_v * BV + tl.arange(0, BV)
+        b_do = _load_rows(do, o_row, m_row, i_h, H, V, o_v)
+        b_dl += tl.dot(b_do, tl.trans(_load_rows(v_new, o_row, m_row, i_h, H, V, o_v)), input_precision=DOT)
+    b_ld = b_dl * _decay(b_gc, C, False)
+    if GATED:
+        b_s = tl.zeros([C, C], dtype=tl.float32)
+        for i_k in range(NK):
+            o_k = i_k * BK + tl.arange(0, BK)
+            b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k) * scale
+            b_s += tl.dot(b_q, tl.trans(_load_rows(k, o_row, m_row, i_h, H, K, o_k)), input_precision=DOT)
+        b_z = b_ld * b_s
+        p_tok = (o_row * H + i_h) + tl.arange(0, C) * H
+        b_dgc = tl.load(dg + p_tok, mask=m_row, other=0.0) + tl.sum(b_z, 1) - tl.sum(b_z, 0)
+        tl.store(dg + p_tok, b_dgc, mask=m_row)
     for i_k in range(NK):
         o_k = i_k * BK + tl.arange(0, BK)
         b_q = _load_rows(q, o_row, m_row, i_h, H, K, o_k) * scale
@@ -347,7 +401,42 @@ def grad_kernel(q, k, v, beta, g_cum, m_buf, w_buf, u_buf, states, v_new, dstate
         _store_rows(dq, b_dq * scale, o_row, m_row, i_h, H, K, o_k)
         b_dk = _load_rows(dk, o_row, m_row, i_h, H, K, o_k)
         b_dk += tl.dot(tl.trans(b_ld), b_q, input_precision=DOT)  # [C, C]^T @ [C, BK] -> [C, BK]
-        b_dk += tl.dot(b_dps, b_k, input_precision=DOT)  # [C, C] @ [C, BK] -> [C, BK]
+        _store_rows(dk, b_dk, o_row, m_row, i_h, H, K, o_k)
+
+
+@triton.jit
+def grad_beta_kernel(k, beta, g_cum, da_buf, dk, dbeta, dg, dg_last, chunk_seq, chunk_idx, cu, slot_base, H, K,
+                     GATED: tl.constexpr, C: tl.constexpr, BK: tl.constexpr, NK: tl.constexpr):  # fmt: skip
+    """Through A = tril(diag(beta) (K K^T * Gamma), -1): dA masked, dbeta += sum_j dA * K K^T * Gamma,
+    dk += (dP + dP^T) K with dP = dA * Gamma * beta_i, and dG's last part; then dg from dG (dk, dbeta, dg final)."""
+    i_c, i_h = tl.program_id(0), tl.program_id(1)
+    o_row, m_row, last, _ = _chunk_rows(chunk_seq, chunk_idx, cu, slot_base, i_c, C)
+    o_i = tl.arange(0, C)
+    p_tok = (o_row * H + i_h) + o_i * H
+    b_beta = tl.load(beta + p_tok, mask=m_row, other=0.0).to(tl.float32)
+    b_gc, _, _, _ = _gates(g_cum, o_row, m_row, last, i_h, H, GATED, C)
+    b_kk = tl.zeros([C, C], dtype=tl.float32)
+    for i_k in range(NK):
+        o_k = i_k * BK + tl.arange(0, BK)
+        b_k = _load_rows(k, o_row, m_row, i_h, H, K, o_k)
+        b_kk += tl.dot(b_k, tl.trans(b_k), input_precision=DOT)  # [C, BK] @ [BK, C] -> [C, C]
+    b_strict = _decay(b_gc, C, True)
+    b_da = _load_rows(da_buf, o_row, m_row, i_h, H, C, o_i) * (b_strict > 0)
+    b_kk = b_kk * b_strict
+    tl.store(dbeta + p_tok, tl.load(dbeta + p_tok, mask=m_row, other=0.0) + tl.sum(b_da * b_kk, 1), mask=m_row)
+    if GATED:
+        b_z = b_da * b_kk * b_beta[:, None]
+        b_dgc = tl.load(dg + p_tok, mask=m_row, other=0.0) + tl.sum(b_z, 1) - tl.sum(b_z, 0)
+        b_dgc += tl.where(o_i == last, tl.load(dg_last + i_c * H + i_h), 0.0)
+        # dg_j = sum_{i >= j} dG_i within the chunk, since G_i = sum_{j <= i} g_j.
+        b_dg = tl.sum(b_dgc, 0) - tl.cumsum(b_dgc, 0) + b_dgc
+        tl.store(dg + p_tok, b_dg, mask=m_row)
+    b_dp = b_da * b_strict * b_beta[:, None]
+    b_dps = b_dp + tl.trans(b_dp)
+    for i_k in range(NK):
+        o_k = i_k * BK + tl.arange(0, BK)
+        b_dk = _load_rows(dk, o_row, m_row, i_h, H, K, o_k)
+        b_dk += tl.dot(b_dps, _load_rows(k, o_row, m_row, i_h, H, K, o_k), input_precision=DOT)  # [C, C] @ [C, BK]
         _store_rows(dk, b_dk, o_row, m_row, i_h, H, K, o_k)
 
 
@@ -383,11 +472,15 @@ def fused_recurrent_kernel(q, k, v, beta, g, h0, o, ht, cu, scale, H, K, V, HAS_
 
 # --- Launchers ------------------------------------------------------------------------------------------------------
 NUM_WARPS = 4
-# The per-chunk kernels hold several [C, C] fp32 tiles at once (grad_kernel: M, dL, dA, Q K^T, K K^T); 8 warps
-# halve each thread's share of them (16 registers per 64 x 64 tile instead of 32).
+# The chunk kernels hold [C, C] fp32 tiles (64 x 64 at C = 64) and split every tf32x3 dot operand in two; 8 warps
+# halve each thread's share of a tile (16 registers instead of 32).
 CHUNK_WARPS = 8
-# Under the interpreter programs run one after another in NumPy; the same blocks keep every code path exercised.
-BLOCK_V = 32
+# Tile widths over K and V in the chunk kernels: with these ptxas reports no spills for any spec in AOT_SPECS on
+# sm_80 and sm_90 (README.md, "Build status"); BK = 64 with BV = 32 spilled in five of the kernels and BK = 32 still
+# spilled in grad_wy_kernel and grad_causal_kernel on sm_80. The interpreter runs the same blocks, which keeps every
+# code path exercised.
+BLOCK_K = 16
+BLOCK_V = 16
 
 
 def _block(d: int, cap: int) -> int:
@@ -433,7 +526,7 @@ def _forward_chunk(q, k, v, beta, g, h0, cu, cu_t, p, *, with_output: bool):
     buf = {"g_cum": torch.empty(rows, h, **f32) if g is not None else beta, "m": torch.empty(rows, h, c, **f32),
            "w": torch.empty(rows, h, kd, **f32), "u": torch.empty(rows, h, vd, **f32),
            "states": torch.empty(lay["slots"], h, kd, vd, **f32), "v_new": torch.empty(rows, h, vd, **f32)}  # fmt: skip
-    bk, bv = _block(kd, 64), _block(vd, BLOCK_V)
+    bk, bv = _block(kd, BLOCK_K), _block(vd, BLOCK_V)
     nk, nv = triton.cdiv(kd, bk), triton.cdiv(vd, bv)
     n_chunks = lay["chunk_seq"].shape[0]
     gated = g is not None
@@ -452,7 +545,7 @@ def _forward_chunk(q, k, v, beta, g, h0, cu, cu_t, p, *, with_output: bool):
             output_fwd_kernel[(nv, n_chunks, h)](q, k, buf["g_cum"], buf["states"], buf["v_new"], buf["o"],
                                                  lay["chunk_seq"], lay["chunk_idx"], cu_t, lay["slot_base"], p.scale,
                                                  h, kd, vd, GATED=gated, C=c, BK=bk, BV=bv, NK=nk,
-                                                 num_warps=NUM_WARPS)  # fmt: skip
+                                                 num_warps=CHUNK_WARPS)  # fmt: skip
     return buf, lay
 
 
@@ -497,7 +590,7 @@ def delta_rule_bwd(do, dht, q, k, v, beta, g, h0, cu_list, p):
     h0 = None if h0 is None else h0.contiguous()
     buf, lay = _forward_chunk(qf, kf, vf, bf, gf, h0, cu, cu_t, p, with_output=False)
     rows, h, kd, vd, c = qf.shape[0], p.heads, p.key_dim, p.value_dim, p.chunk_size
-    bk, bv = _block(kd, 64), _block(vd, BLOCK_V)
+    bk, bv = _block(kd, BLOCK_K), _block(vd, BLOCK_V)
     nk, nv = triton.cdiv(kd, bk), triton.cdiv(vd, bv)
     f32 = dict(dtype=torch.float32, device=q.device)
     dof = _flat(do)
@@ -505,18 +598,30 @@ def delta_rule_bwd(do, dht, q, k, v, beta, g, h0, cu_list, p):
     dv_new = torch.empty(rows, h, vd, **f32)
     gated = g is not None
     dht_c = dht.float().contiguous()
+    n_chunks = lay["chunk_seq"].shape[0]
+    if n_chunks:
+        dv_intra_kernel[(nv, n_chunks, h)](qf, kf, buf["g_cum"], dof, dv_new, lay["chunk_seq"], lay["chunk_idx"], cu_t,
+                                           lay["slot_base"], p.scale, h, kd, vd, GATED=gated, C=c, BK=bk, BV=bv,
+                                           NK=nk, num_warps=CHUNK_WARPS)  # fmt: skip
     state_bwd_kernel[(nv, p.batch * h)](qf, kf, buf["g_cum"], buf["w"], dof, dht_c, dstates, dv_new, cu_t,
                                         lay["slot_base"], p.scale, h, kd, vd, HAS_DHT=True, GATED=gated, C=c, BK=bk,
                                         BV=bv, NK=nk, num_warps=CHUNK_WARPS)  # fmt: skip
     dq, dk = torch.empty(rows, h, kd, **f32), torch.empty(rows, h, kd, **f32)
     dv = torch.empty(rows, h, vd, **f32)
     dbeta, dg = torch.empty(rows, h, **f32), torch.zeros(rows, h, **f32)
-    n_chunks = lay["chunk_seq"].shape[0]
     if n_chunks:
-        grad_kernel[(n_chunks, h)](qf, kf, vf, bf, buf["g_cum"], buf["m"], buf["w"], buf["u"], buf["states"],
-                                   buf["v_new"], dstates, dv_new, dof, dq, dk, dv, dbeta, dg, lay["chunk_seq"],
-                                   lay["chunk_idx"], cu_t, lay["slot_base"], p.scale, h, kd, vd, GATED=gated, C=c,
-                                   BK=bk, BV=bv, NK=nk, NV=nv, num_warps=CHUNK_WARPS)  # fmt: skip
+        da, dw = torch.empty(rows, h, c, **f32), torch.empty(rows, h, kd, **f32)
+        dg_last = torch.empty(n_chunks, h, **f32)
+        tables = (lay["chunk_seq"], lay["chunk_idx"], cu_t, lay["slot_base"])
+        tiles = dict(GATED=gated, C=c, BK=bk, BV=bv, NK=nk, NV=nv, num_warps=CHUNK_WARPS)
+        grad_state_kernel[(n_chunks, h)](qf, kf, buf["g_cum"], buf["states"], buf["v_new"], dstates, dv_new, dof, dq,
+                                         dk, dw, dg, dg_last, *tables, p.scale, h, kd, vd, **tiles)  # fmt: skip
+        grad_wy_kernel[(n_chunks, h)](kf, vf, bf, buf["g_cum"], buf["m"], buf["w"], buf["u"], dv_new, dw, dk, dv, dbeta,
+                                      dg, da, *tables, h, kd, vd, **tiles)  # fmt: skip
+        grad_causal_kernel[(n_chunks, h)](qf, kf, buf["g_cum"], buf["v_new"], dof, dq, dk, dg, *tables, p.scale, h,
+                                          kd, vd, **tiles)  # fmt: skip
+        grad_beta_kernel[(n_chunks, h)](kf, bf, buf["g_cum"], da, dk, dbeta, dg, dg_last, *tables, h, kd, GATED=gated,
+                                        C=c, BK=bk, NK=nk, num_warps=CHUNK_WARPS)  # fmt: skip
     shape_k, shape_v = q.shape, v.shape
     dq, dk = dq.reshape(shape_k), dk.reshape(shape_k)
     if p.use_qk_l2norm:
@@ -531,6 +636,11 @@ def delta_rule_bwd(do, dht, q, k, v, beta, g, h0, cu_list, p):
 # --- Ahead-of-time builds: both rules, chunk 64, K = V = 64 / 128 / 256, fp16 / bf16 / fp32 inputs ----------------
 _AOT_DTYPES = {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}
 _AOT_CHUNK = 64
+# The CI build check compiles every kernel for both rules in fp16 and fp32 at d = 64 and d = 256 (80 of the 180
+# specs): d changes only the chunk kernels' loop counts (ptxas gave the same registers at 64, 128 and 256 for each)
+# and the fused recurrent kernel's [d, 16] state, which is largest at 256; bf16 is fp16's code with another
+# conversion. The full list took 4.7 min with two jobs here (README.md, "Build status").
+_CI_DIMS, _CI_DTYPES = (64, 256), ("fp16", "fp32")
 
 
 def _sig(kernel, types: dict[str, str], constexprs: dict) -> dict[str, str]:
@@ -543,7 +653,7 @@ def _specs(dtype: torch.dtype, d: int, gated: bool) -> list[AotSpec]:
     inputs = {name: f"*{t}" for name in ("q", "k", "v", "beta", "g", "do", "o")}
     ints = {name: "*i32" for name in ("chunk_seq", "chunk_idx", "slot_base")}
     types = {**inputs, **ints, "cu": "*i64", "H": "i32", "K": "i32", "V": "i32", "scale": "fp32"}
-    bk, bv = _block(d, 64), _block(d, BLOCK_V)
+    bk, bv = _block(d, BLOCK_K), _block(d, BLOCK_V)
     nk, nv = triton.cdiv(d, bk), triton.cdiv(d, bv)
     tiles = {"GATED": gated, "C": _AOT_CHUNK, "BK": bk, "BV": bv, "NK": nk}
     rec_bv = _block(d, 16)
@@ -551,20 +661,22 @@ def _specs(dtype: torch.dtype, d: int, gated: bool) -> list[AotSpec]:
         (wy_fwd_kernel, {**tiles, "NV": nv}),
         (state_fwd_kernel, {**tiles, "HAS_H0": True}),
         (output_fwd_kernel, tiles),
+        (dv_intra_kernel, tiles),
         (state_bwd_kernel, {**tiles, "HAS_DHT": True}),
-        (grad_kernel, {**tiles, "NV": nv}),
+        (grad_state_kernel, {**tiles, "NV": nv}),
+        (grad_wy_kernel, {**tiles, "NV": nv}),
+        (grad_causal_kernel, {**tiles, "NV": nv}),
+        (grad_beta_kernel, {k: tiles[k] for k in ("GATED", "C", "BK", "NK")}),
         (fused_recurrent_kernel, {"HAS_H0": True, "GATED": gated, "BK": _block(d, 256), "BV": rec_bv}),
     ]
     rule = "gated" if gated else "delta"
-    warps = {k: CHUNK_WARPS for k in (wy_fwd_kernel, state_fwd_kernel, state_bwd_kernel, grad_kernel)}
-    return [AotSpec(kernel, _sig(kernel, types, cx), cx, num_warps=warps.get(kernel, NUM_WARPS), num_stages=1,
-                    name=f"{kernel.__name__}[{rule},{t},d{d}]") for kernel, cx in configs]  # fmt: skip
+    ci = d in _CI_DIMS and t in _CI_DTYPES
+    return [AotSpec(kernel, _sig(kernel, types, cx), cx,
+                    num_warps=NUM_WARPS if kernel is fused_recurrent_kernel else CHUNK_WARPS, num_stages=1,
+                    name=f"{kernel.__name__}[{rule},{t},d{d}]", ci_build=ci) for kernel, cx in configs]  # fmt: skip
 
 
 # Every configuration the launchers launch for both rules, chunk 64, K = V = 64 / 128 / 256 and the three dtypes
-# (108 specs). ptxas reports spills for the chunk kernels (README.md, "Build status"), so the registry that the CI
-# build check compiles holds only the spill-free fused recurrent kernel; `accelkit gpu-report` users can build the
-# full list with gpu_report.compile_triton([s.id for s in ALL_SPECS]) once the chunk kernels are spill-free.
-ALL_SPECS = [spec for dtype in _AOT_DTYPES for d in (64, 128, 256) for gated in (False, True)
+# (10 kernels, 180 specs), all spill-free on sm_80 and sm_90; `accelkit gpu-report` builds them all.
+AOT_SPECS = [spec for dtype in _AOT_DTYPES for d in (64, 128, 256) for gated in (False, True)
              for spec in _specs(dtype, d, gated)]  # fmt: skip
-AOT_SPECS = [s for s in ALL_SPECS if s.kernel is fused_recurrent_kernel and "d128" in s.name]

@@ -14,6 +14,7 @@ import torch
 from hypothesis import given, settings
 from test_delta_rule import Case, check_against_oracle, make_inputs
 
+from accelkit.kernels.delta_rule import triton_kernels
 from accelkit.kernels.delta_rule.args import check_args
 from accelkit.kernels.delta_rule.triton_kernels import AOT_SPECS, delta_rule_bwd, delta_rule_fwd
 
@@ -66,11 +67,17 @@ def test_chunk_kernels_equal_fused_recurrent():
     torch.testing.assert_close(ht, ht_r, atol=2e-6, rtol=2e-6)
 
 
-def test_aot_registry_lists_both_rules():
-    names = {s.name for s in AOT_SPECS}
-    for rule in ("delta", "gated"):
-        for dtype in ("fp16", "bf16", "fp32"):
-            assert f"fused_recurrent_kernel[{rule},{dtype},d128]" in names
+def test_aot_registry_lists_every_kernel():
+    # Every kernel of the module (the launchers launch them all) for both rules, three dtypes and d = 64/128/256, and
+    # the CI build check's subset still holds each kernel of both rules in fp16 and fp32 at the smallest and largest d.
+    kernels = sorted(name for name in vars(triton_kernels) if name.endswith("_kernel"))
+    assert len(kernels) == 10
+    configs = [
+        (rule, dtype, d) for rule in ("delta", "gated") for dtype in ("fp16", "bf16", "fp32") for d in (64, 128, 256)
+    ]
+    assert sorted(s.name for s in AOT_SPECS) == sorted(f"{k}[{r},{t},d{d}]" for k in kernels for r, t, d in configs)
+    ci = sorted(s.name for s in AOT_SPECS if s.ci_build)
+    assert ci == sorted(f"{k}[{r},{t},d{d}]" for k in kernels for r, t, d in configs if t != "bf16" and d != 128)
 
 
 @pytest.mark.cuda
