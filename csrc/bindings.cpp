@@ -1073,6 +1073,29 @@ py::object calc_new_words(const py::object& addr_obj, const py::object& bounds_o
   const int64_t count = segments > 0 ? ends.at(segments - 1) : 0;
   return py::make_tuple(words[py::slice(0, count, 1)], ends);
 }
+
+py::tuple calc_set_orders(const py::object& words_obj, int64_t size, int64_t slots_full, int64_t slots_last) {
+  const py::array words = as_nd_array(words_obj, "words", 1);
+  if (!is_dtype(words, 'i', 8)) fail("words must have dtype int64, got " + dtype_str(words));
+  require_contiguous(words, "words");
+  if (size < 1) fail("size must be at least 1, got " + std::to_string(size));
+  // 2^32 slots (32 GiB of table) is far past any SRAM's 1% group; the cap keeps the scratch allocation sane.
+  for (const auto& [slots, name] : {std::pair{slots_full, "slots_full"}, std::pair{slots_last, "slots_last"}})
+    if (slots < 1 || (slots & (slots - 1)) != 0 || slots > (int64_t{1} << 32))
+      fail(std::string(name) + " must be a power of two up to 2^32, got " + std::to_string(slots));
+  const int64_t n = words.shape(0), groups = n == 0 ? 0 : (n - 1) / size + 1;
+  std::vector<int64_t> table(static_cast<size_t>(std::max(slots_full, slots_last)));
+  py::array_t<int64_t> out(n);
+  py::array_t<uint8_t> clash(groups);
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    ok = atw::set_orders(static_cast<const int64_t*>(words.data()), n, size, slots_full, slots_last, table.data(),
+                         out.mutable_data(), clash.mutable_data());
+  }
+  if (!ok) fail("calc_set_orders: invalid arguments");
+  return py::make_tuple(out, clash);
+}
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -1208,4 +1231,8 @@ PYBIND11_MODULE(_C, m) {
         "CALC prefetch words: for segments addr[bounds[s]:bounds[s+1]] of the int64 stream addr [N], the requests "
         "whose address does not occur earlier in their segment, in order, and the end of each segment's run in "
         "them: (words, ends). None when the addresses span more than max(4N, 2^20) words.");
+  m.def("calc_set_orders", &calc_set_orders, py::arg("words"), py::arg("size"), py::arg("slots_full"),
+        py::arg("slots_last"),
+        "Each group of `size` int64 words in CPython set order, given the table sizes of a set of `size` words and "
+        "of the last group: (ordered [N], clash [groups] uint8); clashing groups are left for a Python set.");
 }

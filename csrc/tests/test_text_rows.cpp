@@ -140,5 +140,21 @@ int main() {
   check(!atw::new_words(addr.data(), 3, falling.data(), 3, 1, 3, stamp.data(), out.data(), ends.data()), "falling");
   check(!atw::new_words(addr.data(), 3, short_end.data(), 1, 1, 3, stamp.data(), out.data(), ends.data()), "short");
   check(!atw::new_words(addr.data(), 3, ok_bounds.data(), 1, 2, 3, stamp.data(), out.data(), ends.data()), "below min");
+  // Set orders: groups of 5 in a 16-slot table (last group of 2 in an 8-slot one). Group 0 is collision-free
+  // (22 -> slot 6, 20 -> slot 4: 1, 2, 3, 20, 22), group 1 shares slot 0 (16 and 32), group 2 holds
+  // a negative word, group 3 a word of 2^61 - 1 (hash 0), group 4 is free again and the last group of two is free.
+  const std::vector<int64_t> words = {3, 22, 20, 2, 1, 16, 32, 5, 6, 7, -1, 8, 9, 10, 11,
+                                      (int64_t{1} << 61) - 1, 1, 2, 3, 4, 30, 29, 28, 27, 26, 9, 14};
+  const auto wn = static_cast<int64_t>(words.size());
+  std::vector<int64_t> set_table(16), ordered(words.size(), -7);
+  std::vector<uint8_t> clash(6, 9);
+  check(atw::set_orders(words.data(), wn, 5, 16, 8, set_table.data(), ordered.data(), clash.data()), "set_orders ok");
+  check((clash == std::vector<uint8_t>{0, 1, 1, 1, 0, 0}), "set_orders clash flags");
+  check((std::vector<int64_t>(ordered.begin(), ordered.begin() + 5) == std::vector<int64_t>{1, 2, 3, 20, 22}),
+        "set_orders group 0");
+  check((std::vector<int64_t>(ordered.begin() + 20, ordered.end()) == std::vector<int64_t>{26, 27, 28, 29, 30, 9, 14}),
+        "set_orders groups 4 and 5 (14 -> slot 6, 9 -> slot 1)");
+  check(!atw::set_orders(words.data(), wn, 0, 16, 8, set_table.data(), ordered.data(), clash.data()), "size 0");
+  check(!atw::set_orders(words.data(), wn, 5, 12, 8, set_table.data(), ordered.data(), clash.data()), "slots 12");
   return accelkit_test::report("test_text_rows");
 }

@@ -173,9 +173,17 @@ def _set_orders(words: np.ndarray, size: int) -> np.ndarray:
     CPython hashes an int 0 <= v < 2^61 - 1 to itself and iterates a set in table-slot order; when no two of a
     group's words share a slot (v & mask, the table's size being fixed by the count of distinct words), every word
     sits in its own home slot and the order is the ascending order of v & mask, whatever the insertion order. Groups
-    with a shared slot (linear probing would move one) are built as Python sets."""
-    out = np.empty_like(words)
+    with a shared slot (linear probing would move one) are built as Python sets. The C++ helper places each group
+    in a scratch table and reads it back in slot order; NumPy sorts each group by slot."""
     full = words.size - words.size % size
+    if _native_available():
+        slots_last = _set_table_slots(words.size - full) if words.size > full else 1
+        words = np.ascontiguousarray(words, dtype=np.int64)
+        out, clash = native().calc_set_orders(words, size, _set_table_slots(size), slots_last)
+        for g in np.flatnonzero(clash).tolist():
+            out[g * size : (g + 1) * size] = list(set(words[g * size : (g + 1) * size].tolist()))
+        return out
+    out = np.empty_like(words)
     for lo, hi, width in ((0, full, size), (full, words.size, words.size - full)):
         if hi == lo:
             continue

@@ -147,14 +147,18 @@ def test_format_rows_rejects_unaligned_and_odd_strides():
     span=st.sampled_from(["dense", "sparse", "huge", "negative"]),
 )
 def test_set_orders_are_python_set_orders(data, size, span):
-    """CALC prefetch groups come out in list(set(group)) order: vectorised when no two words share a table slot,
-    through a Python set otherwise (dense ranges, sparse ones that collide, hashes past 2^61 - 1, negatives)."""
+    """CALC prefetch groups come out in list(set(group)) order, from C++ and from NumPy: by slot when no two words
+    share a table slot, through a Python set otherwise (dense ranges, sparse ones that collide, hashes past
+    2^61 - 1, negatives)."""
     count = data.draw(st.integers(0, 3 * size))
     top = {"dense": count + 2, "sparse": 50 * count + 10, "huge": 2**63 - 1, "negative": count + 2}[span]
     bottom = -5 if span == "negative" else 0
     words = data.draw(st.lists(st.integers(bottom, top), min_size=count, max_size=count, unique=True))
     expected = [w for i in range(0, len(words), size) for w in list(set(words[i : i + size]))]
     assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(traces, "_native_available", lambda: False)
+        assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
 
 
 @settings(max_examples=100)
@@ -212,3 +216,19 @@ def test_traces_without_the_extension_are_the_same_bytes(name, tmp_path):
     assert len(files) == 6
     for rel in files:
         assert (tmp_path / "native" / rel).read_bytes() == (tmp_path / "python" / rel).read_bytes(), rel
+
+
+@pytest.mark.parametrize(
+    ("size", "slots_full", "slots_last", "match"),
+    [
+        (0, 8, 8, "size must be at least 1"),
+        (5, 12, 8, "slots_full must be a power of two"),
+        (5, 8, 0, "slots_last must be a power of two"),
+        (5, 8, 2**33, "slots_last must be a power of two up to 2\\^32"),
+    ],
+)
+def test_calc_set_orders_rejects_bad_input(size, slots_full, slots_last, match):
+    with pytest.raises(ValueError, match=match):
+        traces.native().calc_set_orders(np.arange(7, dtype=np.int64), size, slots_full, slots_last)
+    with pytest.raises(ValueError, match="words must be C-contiguous"):
+        traces.native().calc_set_orders(np.arange(14, dtype=np.int64)[::2], 5, 8, 8)
