@@ -57,7 +57,7 @@ def _triton_rows(check: Callable, gen) -> list[Check]:
 
     from accelkit.kernels.delta_rule import reference as ref
     from accelkit.kernels.delta_rule.args import check_args
-    from accelkit.kernels.delta_rule.triton_kernels import delta_rule_bwd, delta_rule_fwd
+    from accelkit.kernels.delta_rule.triton_launch import delta_rule_bwd, delta_rule_fwd
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     q, k, v, beta, g, h0, cu = (None if x is None else x.to(device) for x in _inputs(gen, True))

@@ -162,7 +162,8 @@ def _worker(request_file: str) -> int:
 
     request = json.loads(Path(request_file).read_text())
     specs = {s.id: s for s in aot.discover()}
-    pairs = [(spec_id, t) for spec_id in request["ids"] or list(specs) for t in request["targets"]]
+    every = [spec_id for spec_id, spec in specs.items() if spec.ci_build or not request.get("ci_only")]
+    pairs = [(spec_id, t) for spec_id in request["ids"] or every for t in request["targets"]]
     rows = []
     for index in range(request["shard"], len(pairs), request["shards"]):
         build = _build_triton(specs, *pairs[index])
@@ -171,10 +172,11 @@ def _worker(request_file: str) -> int:
     return 0
 
 
-def _start_worker(tmp: Path, shard: int, shards: int, spec_ids, targets) -> tuple:
+def _start_worker(tmp: Path, shard: int, shards: int, spec_ids, targets, ci_only: bool = False) -> tuple:
     request = tmp / f"request{shard}.json"
     out, log = tmp / f"out{shard}.json", tmp / f"log{shard}.txt"
-    fields = {"shard": shard, "shards": shards, "ids": spec_ids, "targets": list(targets), "out": str(out)}
+    fields = {"shard": shard, "shards": shards, "ids": spec_ids, "targets": list(targets), "out": str(out),
+              "ci_only": ci_only}  # fmt: skip
     request.write_text(json.dumps(fields))
     cmd = [sys.executable, "-m", "accelkit.gpu_report", "--worker", str(request)]
     with log.open("w") as stderr:
@@ -182,10 +184,12 @@ def _start_worker(tmp: Path, shard: int, shards: int, spec_ids, targets) -> tupl
     return proc, out, log
 
 
-def compile_triton(spec_ids: list[str] | None = None, targets=tuple(TARGETS), jobs: int | None = None) -> list:
-    """Build every discovered Triton spec (or the given ids) for every target in `jobs` worker processes (default:
-    one per CPU); a TritonBuild per (spec, target), in order. Without triton (a Linux x86-64 dependency only)
-    there is one 'skipped' row per target."""
+def compile_triton(
+    spec_ids: list[str] | None = None, targets=tuple(TARGETS), jobs: int | None = None, ci_only: bool = False
+) -> list:
+    """Build every discovered Triton spec (or the given ids; or, with ci_only, those marked ci_build) for every target
+    in `jobs` worker processes (default: one per CPU); a TritonBuild per (spec, target), in order. Without triton (a
+    Linux x86-64 dependency only) there is one 'skipped' row per target."""
     if importlib.util.find_spec("triton") is None:
         reason = "triton is not installed"
         return [TritonBuild(KernelReport("(Triton kernels)", "triton", t, "skipped", reason=reason)) for t in targets]
@@ -194,7 +198,7 @@ def compile_triton(spec_ids: list[str] | None = None, targets=tuple(TARGETS), jo
         shards = min(shards, len(spec_ids) * len(targets))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        workers = [_start_worker(Path(tmp), shard, shards, spec_ids, targets) for shard in range(shards)]
+        workers = [_start_worker(Path(tmp), shard, shards, spec_ids, targets, ci_only) for shard in range(shards)]
         for proc, out, log in workers:
             if proc.wait() != 0 or not out.exists():
                 raise RuntimeError(f"gpu_report worker failed: {_tail(log.read_text(), 6)}")
@@ -203,9 +207,11 @@ def compile_triton(spec_ids: list[str] | None = None, targets=tuple(TARGETS), jo
     return [TritonBuild(KernelReport(**fields), ptx) for _, fields, ptx in rows]
 
 
-def triton_reports(spec_ids: list[str] | None = None, targets=tuple(TARGETS), jobs: int | None = None) -> list:
+def triton_reports(
+    spec_ids: list[str] | None = None, targets=tuple(TARGETS), jobs: int | None = None, ci_only: bool = False
+) -> list:
     """KernelReport rows of compile_triton."""
-    return [build.report for build in compile_triton(spec_ids, targets, jobs)]
+    return [build.report for build in compile_triton(spec_ids, targets, jobs, ci_only)]
 
 
 # CUDA C -----------------------------------------------------------------------------------------------------------
@@ -302,6 +308,11 @@ def _parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     parser.add_argument("--target", action="append", choices=sorted(TARGETS), help="only this target (repeatable)")
     parser.add_argument("-j", "--jobs", type=int, default=None, help="parallel builds (default: CPU count)")
+    parser.add_argument(
+        "--ci-subset",
+        action="store_true",
+        help="only the Triton specs marked ci_build, the ones tests/test_gpu_build.py compiles (default: all)",
+    )
     parser.add_argument("--worker", metavar="REQUEST", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -312,7 +323,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args.worker)
     targets = tuple(args.target or TARGETS)
     try:
-        rows = triton_reports(targets=targets, jobs=args.jobs) + cuda_reports(targets=targets, jobs=args.jobs)
+        triton_rows = triton_reports(targets=targets, jobs=args.jobs, ci_only=args.ci_subset)
+        rows = triton_rows + cuda_reports(targets=targets, jobs=args.jobs)
     except FileNotFoundError as exc:
         print(f"accelkit gpu-report: {exc}", file=sys.stderr)
         return 2

@@ -41,7 +41,7 @@ def _dr_op(
 ) -> tuple[Tensor, Tensor]:
     p, cu = _problem(q, k, v, beta, g, initial_state, cu_seqlens, scale, chunk_size, use_qk_l2norm, mode)
     if q.device.type == "cuda":
-        from accelkit.kernels.delta_rule.triton_kernels import delta_rule_fwd
+        from accelkit.kernels.delta_rule.triton_launch import delta_rule_fwd
 
         return delta_rule_fwd(q, k, v, beta, g, initial_state, cu, p)
     from accelkit.kernels.delta_rule.cpu import delta_rule_cpu
@@ -73,7 +73,7 @@ def _dr_bwd_op(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     p, cu = _problem(q, k, v, beta, g, initial_state, cu_seqlens, scale, chunk_size, use_qk_l2norm, mode)
     if q.device.type == "cuda":
-        from accelkit.kernels.delta_rule.triton_kernels import delta_rule_bwd
+        from accelkit.kernels.delta_rule.triton_launch import delta_rule_bwd
 
         return delta_rule_bwd(grad_o, grad_state, q, k, v, beta, g, initial_state, cu, p)
     from accelkit.kernels.delta_rule.cpu import delta_rule_backward_cpu

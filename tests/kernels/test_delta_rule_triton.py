@@ -16,7 +16,8 @@ from test_delta_rule import Case, check_against_oracle, make_inputs
 
 from accelkit.kernels.delta_rule import triton_kernels
 from accelkit.kernels.delta_rule.args import check_args
-from accelkit.kernels.delta_rule.triton_kernels import AOT_SPECS, delta_rule_bwd, delta_rule_fwd
+from accelkit.kernels.delta_rule.triton_kernels import AOT_SPECS
+from accelkit.kernels.delta_rule.triton_launch import delta_rule_bwd, delta_rule_fwd
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
