@@ -13,7 +13,7 @@ TEST_PEER_DEPS := einops loguru
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.accelkit-installed
-NATIVE_SOURCES := $(wildcard csrc/*.cpp csrc/include/accelkit/*.h) setup.py pyproject.toml
+NATIVE_SOURCES := $(wildcard csrc/*.cpp csrc/*.h csrc/include/accelkit/*.h) setup.py pyproject.toml
 
 .PHONY: setup demo test lint sanitize clean gpu-check
 
@@ -73,7 +73,7 @@ SAN_TESTS := csrc/tests/test_binary.cpp csrc/tests/test_attention.cpp csrc/tests
 	csrc/tests/test_wkv.cpp csrc/tests/test_spiking.cpp csrc/tests/test_delta_rule.cpp csrc/tests/test_text_rows.cpp \
 	csrc/tests/test_scalesim.cpp
 
-$(SAN_DIR)/%.o: csrc/%.cpp $(wildcard csrc/include/accelkit/*.h) | $(STAMP)
+$(SAN_DIR)/%.o: csrc/%.cpp $(wildcard csrc/*.h csrc/include/accelkit/*.h) | $(STAMP)
 	mkdir -p $(SAN_DIR)
 	$(CXX) $(SAN_FLAGS) $(SAN_OPENMP) -fPIC -fvisibility=hidden $$($(PY) -m pybind11 --includes) -Icsrc/include \
 		-c $< -o $@

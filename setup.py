@@ -19,7 +19,7 @@ PACKAGE_DIRS = {"accelkit": "accelkit", "accelkit.kernels": "kernels", "accelkit
 # the .cu files with nvcc and the CuPy launcher compiles them with NVRTC, both with the headers of include/.
 SOURCES_PACKAGE = "accelkit._csrc"
 PACKAGE_DATA = {
-    SOURCES_PACKAGE: ["*.cpp", "include/accelkit/*.h", "cuda/*.cu"],
+    SOURCES_PACKAGE: ["*.cpp", "*.h", "include/accelkit/*.h", "cuda/*.cu"],
     # Each op's README holds its derivation; the simulator's documents its model.
     "accelkit.kernels": ["*/README.md"],
     "accelkit.sim": ["README.md"],

@@ -2,7 +2,7 @@
 
 A fresh torch CPU tensor of many MiB is new anonymous memory: every 4 KiB page faults and is zeroed by the kernel on
 first write. For a memory-bound kernel that writes its output once (the spiking neurons move 5 T N elements in
-total) those faults can take as long as the kernel itself. The extension's result pool (csrc/bindings.cpp,
+total) those faults can take as long as the kernel itself. The extension's result pool (csrc/bindings.h,
 `new_result`, also behind the binary GEMM's results) hands out 2 MiB-aligned buffers on transparent huge pages and
 keeps a few freed ones for the next result of the same size, so a model that makes the same output every call
 writes into memory that is already mapped.
