@@ -27,7 +27,7 @@ METHODS = ("auto", "fft", "direct")
 # (T^2 x (m + E)): the value at which the model's crossover equals the one bench/fft_rpe.py measured (fwd + bwd,
 # fp32, m = D_v = 64; the run is in kernels/fft_rpe/README.md). CUDA is not calibrated yet and
 # uses the CPU value.
-FFT_UNIT_COST = {"cpu": 21.5}
+FFT_UNIT_COST = {"cpu": 28.0}
 
 
 def choose_method(t: int, m: int, e: int, device_type: str) -> str:
