@@ -54,6 +54,17 @@ def check_real(name: str, value: object) -> float:
     return value
 
 
+def check_float(name: str, value: object) -> float:
+    """A finite Python int or float (not bool, not NumPy scalars) as a float: the stricter form the attention and
+    delta-rule ops have always taken for their scale and softcap."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
 def check_tensor(
     name: str,
     x: Any,

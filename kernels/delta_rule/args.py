@@ -7,14 +7,13 @@ reads the prefix sums and runs inside the op's implementation, where tensors are
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from accelkit.kernels._common.checks import check_bool, check_same_device, check_tensor
+from accelkit.kernels._common.checks import check_bool, check_float, check_same_device, check_tensor
 from accelkit.kernels._common.words import as_int
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -39,15 +38,6 @@ class Problem:
     varlen: bool
     gated: bool
     use_qk_l2norm: bool
-
-
-def _check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 def _check_qkv(q: Any, k: Any, v: Any) -> None:
@@ -125,7 +115,7 @@ def check_args(
         if tuple(initial_state.shape) != want:
             raise ValueError(f"initial_state must be [N, H, K, V] = {want}, got shape {tuple(initial_state.shape)}")
         check_same_device(("q", q), ("initial_state", initial_state))
-    scale = kd**-0.5 if scale is None else _check_float("scale", scale)
+    scale = kd**-0.5 if scale is None else check_float("scale", scale)
     return Problem(batch, q.shape[1], q.shape[2], kd, vd, scale, chunk_size, mode, cu_seqlens is not None,
                    g is not None, use_qk_l2norm)  # fmt: skip
 

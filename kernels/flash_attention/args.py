@@ -9,14 +9,13 @@ where the tensors are real.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from accelkit.kernels._common.checks import check_same_device, check_tensor
+from accelkit.kernels._common.checks import check_float, check_same_device, check_tensor
 from accelkit.kernels._common.words import as_int
 
 DTYPES = (torch.float16, torch.bfloat16, torch.float32)
@@ -47,15 +46,6 @@ class Problem:
     @property
     def group(self) -> int:
         return self.heads_q // self.heads_kv
-
-
-def _check_number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    return value
 
 
 def check_window(window: Any, causal: bool) -> tuple[int, int]:
@@ -129,7 +119,7 @@ def check_args(
     if not isinstance(causal, bool):
         raise TypeError(f"causal must be a bool, got {type(causal).__name__}")
     left, right = check_window(window, causal)
-    softcap = _check_number("softcap", softcap)
+    softcap = check_float("softcap", softcap)
     if softcap < 0:
         raise ValueError(f"softcap must be >= 0 (0 disables it), got {softcap}")
     varlen = cu_seqlens_q is not None or cu_seqlens_k is not None
@@ -140,7 +130,7 @@ def check_args(
         raise ValueError("max_seqlen_q / max_seqlen_k go with cu_seqlens_q / cu_seqlens_k, which were not given")
     _check_qkv(q, k, v, 3 if varlen else 4)
     d = q.shape[-1]
-    scale = d**-0.5 if scale is None else _check_number("scale", scale)
+    scale = d**-0.5 if scale is None else check_float("scale", scale)
     if varlen:
         cu_q, cu_k = _check_cu("cu_seqlens_q", cu_seqlens_q, q), _check_cu("cu_seqlens_k", cu_seqlens_k, q)
         if cu_q.shape != cu_k.shape:
