@@ -16,7 +16,9 @@ def native() -> ModuleType:
     return _C
 
 
+@functools.cache
 def available() -> bool:
+    """Whether the extension loads; asked once per process, so hot paths may call it freely."""
     try:
         native()
     except ImportError:

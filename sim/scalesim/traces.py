@@ -106,7 +106,7 @@ def _write_text(fh, lead: np.ndarray, body: np.ndarray, *, width: int | None = N
     that prints as its integer digits; otherwise Python's %-format does, in blocks of rows."""
     width = body.shape[1] if width is None else width
     exact = not floats or _prints_as_integer(lead, body)
-    if exact and _native_available():
+    if exact and available():
         step = max(1, _VALUES_PER_WRITE // (width + 1))
         for i in range(0, body.shape[0], step):
             text = native().format_rows(lead[i : i + step], body[i : i + step], width=width, float_suffix=floats)
@@ -118,11 +118,6 @@ def _write_text(fh, lead: np.ndarray, body: np.ndarray, *, width: int | None = N
         _write_rows(fh, mat, "%d.0" if floats else "%i")
     else:
         _write_rows(fh, mat.astype(float), "%s")
-
-
-@functools.cache
-def _native_available() -> bool:
-    return available()
 
 
 def _prints_as_integer(*parts: np.ndarray) -> bool:
@@ -153,7 +148,7 @@ def _calc_groups(res: CompatRun, op: str) -> list[np.ndarray]:
     addr = np.ascontiguousarray(res.streams[op][0], dtype=np.int64)
     read: CalcRead = res.reads[op]
     bounds = np.asarray([0, *(p + 1 for p in read.flush_positions), addr.size], dtype=np.int64)
-    found = native().calc_new_words(addr, bounds) if _native_available() else None
+    found = native().calc_new_words(addr, bounds) if available() else None
     if found is not None:
         words, ends = found
         starts = np.concatenate(([0], ends[:-1]))
@@ -176,7 +171,7 @@ def _set_orders(words: np.ndarray, size: int) -> np.ndarray:
     with a shared slot (linear probing would move one) are built as Python sets. The C++ helper places each group
     in a scratch table and reads it back in slot order; NumPy sorts each group by slot."""
     full = words.size - words.size % size
-    if _native_available():
+    if available():
         slots_last = _set_table_slots(words.size - full) if words.size > full else 1
         words = np.ascontiguousarray(words, dtype=np.int64)
         out, clash = native().calc_set_orders(words, size, _set_table_slots(size), slots_last)

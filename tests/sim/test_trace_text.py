@@ -88,7 +88,7 @@ def test_native_and_python_writers_agree(case, floats):
     native, python = io.BytesIO(), io.BytesIO()
     traces._write_text(native, lead, body, width=width, floats=floats)
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(traces, "_native_available", lambda: False)
+        m.setattr(traces, "available", lambda: False)
         traces._write_text(python, lead, body, width=width, floats=floats)
     assert native.getvalue() == python.getvalue()
     if floats:
@@ -157,7 +157,7 @@ def test_set_orders_are_python_set_orders(data, size, span):
     expected = [w for i in range(0, len(words), size) for w in list(set(words[i : i + size]))]
     assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(traces, "_native_available", lambda: False)
+        m.setattr(traces, "available", lambda: False)
         assert traces._set_orders(np.asarray(words, dtype=np.int64), size).tolist() == expected
 
 
@@ -210,7 +210,7 @@ def test_traces_without_the_extension_are_the_same_bytes(name, tmp_path):
     argv += ["-i", "gemm" if gemm else "conv", "-s", "Y"]
     assert main([*argv, "-p", str(tmp_path / "native")]) == 0
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(traces, "_native_available", lambda: False)
+        m.setattr(traces, "available", lambda: False)
         assert main([*argv, "-p", str(tmp_path / "python")]) == 0
     files = sorted(p.relative_to(tmp_path / "native") for p in (tmp_path / "native").rglob("*_TRACE.csv"))
     assert len(files) == 6
