@@ -34,9 +34,10 @@ def write_layer_traces(layer: Gemm | Conv | CompatLayer, hw: Hardware, folder: P
     lay = layer if isinstance(layer, CompatLayer) else to_compat_layer(layer)
     res = run_compat(lay, hw, word_level=True)
     folder.mkdir(parents=True, exist_ok=True)
+    events = _event_table(res)
     for op in ("ifmap", "filter", "ofmap"):
         with open(folder / f"{op.upper()}_SRAM_TRACE.csv", "wb") as fh:
-            _sram_trace(res, hw, op, fh)
+            _sram_trace(res, hw, op, events, fh)
     for op in ("ifmap", "filter"):
         with open(folder / f"{op.upper()}_DRAM_TRACE.csv", "wb") as fh:
             if isinstance(res.reads[op], CalcRead):
@@ -77,11 +78,10 @@ def _event_table(res: CompatRun) -> tuple[np.ndarray, np.ndarray]:
 _VALUES_PER_WRITE = 1 << 18
 
 
-def _sram_trace(res: CompatRun, hw: Hardware, op: str, fh) -> None:
+def _sram_trace(res: CompatRun, hw: Hardware, op: str, events: tuple[np.ndarray, np.ndarray], fh) -> None:
     geo = res.geo
     per, lanes = geo.rows_per_fold, _lanes(hw, geo.dataflow, op)
     group = max(1, _VALUES_PER_WRITE // max(per * lanes, 1))
-    events = _event_table(res)
     for first in range(0, geo.grid.count, group):
         folds = range(first, min(first + group, geo.grid.count))
         block = np.full((len(folds) * per, lanes), -1, dtype=np.int64)
