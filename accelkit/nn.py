@@ -453,7 +453,9 @@ class DeltaNet(nn.Module):
     def _short_conv(self, x: Tensor, i: int, cu: list[int] | None) -> Tensor:
         conv = self.convs[i]
         pieces = [x] if cu is None else [x[:, a:b] for a, b in zip(cu[:-1], cu[1:], strict=True)]
-        out = [nn.functional.silu(conv(p.transpose(1, 2))[..., : p.shape[1]].transpose(1, 2)) for p in pieces]
+        # A piece of no tokens stays empty: torch's conv1d refuses a zero-length input.
+        out = [nn.functional.silu(conv(p.transpose(1, 2))[..., : p.shape[1]].transpose(1, 2)) if p.shape[1] else p
+               for p in pieces]  # fmt: skip
         return torch.cat(out, 1) if out else x
 
     def forward(

@@ -428,6 +428,18 @@ def test_deltanet_layer_chunk_equals_recurrent_and_carries_state(use_gate):
     torch.testing.assert_close(torch.cat([first, second], 1), whole, atol=2e-5, rtol=2e-5)
 
 
+def test_deltanet_layer_empty_sequences():
+    # A fuzz find: the short convolution refused a piece of no tokens (torch's conv1d takes no zero-length input).
+    from accelkit.nn import DeltaNet
+
+    torch.manual_seed(0)
+    layer = DeltaNet(16, 2, head_dim=8)
+    assert layer(torch.randn(1, 0, 16)).shape == (1, 0, 16)
+    x = torch.randn(1, 5, 16)
+    with_empty = layer(x, cu_seqlens=torch.tensor([0, 0, 5, 5], dtype=torch.int32))
+    torch.testing.assert_close(with_empty, layer(x), atol=1e-6, rtol=1e-6)
+
+
 def test_gpu_check_delta_rule_case_runs_on_cpu():
     # bench/gpu_check.py's figure-gathering path at a tiny size, so a typo there shows here, not on the one GPU run.
     import importlib.util
