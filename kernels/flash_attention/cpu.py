@@ -147,9 +147,11 @@ def _rows(x: Tensor, h_kv: int, dtype: torch.dtype) -> Tensor:
 
 
 def _unrows(x: Tensor, h_q: int) -> Tensor:
-    """The inverse of _rows: [B, H_kv, T * G, X] -> [B, T, H_q, X]."""
+    """The inverse of _rows: [B, H_kv, T * G, X] -> [B, T, H_q, X], contiguous (with G = 1 the last reshape can
+    return a transposed view, and the op's outputs and gradients are contiguous)."""
     b, h_kv, rows, x_dim = x.shape
-    return x.reshape(b, h_kv, rows // (h_q // h_kv), -1, x_dim).transpose(1, 2).reshape(b, -1, h_q, x_dim)
+    y = x.reshape(b, h_kv, rows // (h_q // h_kv), -1, x_dim).transpose(1, 2).reshape(b, -1, h_q, x_dim)
+    return y.contiguous()
 
 
 def _lse_rows(lse: Tensor, h_kv: int) -> Tensor:
