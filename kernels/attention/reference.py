@@ -179,8 +179,7 @@ def decode_attention(
 
 def _dense_forward(q: np.ndarray, k: np.ndarray, v: np.ndarray, knobs: _Knobs) -> tuple[np.ndarray, np.ndarray]:
     s = _scores(q, k, knobs)[1]
-    lse = _logsumexp(s)
-    p = _probabilities(s, lse)
+    p, lse = _softmax(s)
     out = p @ _heads_first(expand_kv_heads(v, q.shape[2]))
     return _heads_first(out), lse
 
@@ -219,15 +218,18 @@ def _scores(q: np.ndarray, k: np.ndarray, knobs: _Knobs) -> tuple[np.ndarray, np
     return raw, np.where(visible, capped, -np.inf)
 
 
-def _logsumexp(s: np.ndarray) -> np.ndarray:
-    """log sum exp over the last axis, shifted by the row max for range; -inf for rows with no finite score."""
+def _softmax(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(P, lse) over the last axis, shifted by the row max for range; P = 0 and lse = -inf for rows with no finite
+    score. P is exp(s - max) / sum, not exp(s - lse): where |lse| dwarfs log(sum) (scores near 1e19 from a huge
+    scale), s - lse loses the log(sum) in float64 and the weights would no longer sum to 1."""
     top = s.max(axis=-1, initial=-np.inf)
     seen = np.isfinite(top)
     shift = np.where(seen, top, 0.0)
-    total = np.exp(s - shift[..., None]).sum(axis=-1)
+    e = np.exp(s - shift[..., None])
+    total = e.sum(axis=-1)
     log_total = np.zeros(total.shape)
     np.log(total, out=log_total, where=seen)
-    return np.where(seen, shift + log_total, -np.inf)
+    return e / np.where(seen, total, 1.0)[..., None], np.where(seen, shift + log_total, -np.inf)
 
 
 def _probabilities(s: np.ndarray, lse: np.ndarray) -> np.ndarray:
