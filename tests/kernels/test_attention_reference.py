@@ -207,6 +207,17 @@ def test_zero_query_averages_visible_values_with_natural_log_lse(p: Problem):
     assert_same("lse", np.broadcast_to(log_count, lse.shape), lse)
 
 
+def test_equal_scores_of_huge_magnitude_weigh_keys_equally():
+    # A fuzz find: with scores near -1.7e19 (scale 2^63), exp(s - lse) lost log(2) and weighted two equal keys by 1
+    # each; the forward must still average them.
+    q = np.array([[[[-0.5869]]]])
+    k = np.array([[[[3.082]], [[3.082]]]])
+    v = np.array([[[[-2.0]], [[-3.0]]]])
+    out, lse = ref.attention(q, k, v, scale=float(2**63))
+    np.testing.assert_allclose(out, [[[[-2.5]]]], rtol=1e-12)
+    assert np.isfinite(lse).all()
+
+
 @given(problems(causal=True), st.data())
 @strict
 def test_fully_masked_rows_give_zero_and_minus_inf(p: Problem, data):

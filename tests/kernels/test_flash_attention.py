@@ -245,6 +245,15 @@ def test_aot_specs_cover_dtypes_and_head_dims():
 
 
 # --- The public op on the CPU ----------------------------------------------------------------------------------------
+def test_op_cpu_blocked_path_outputs_and_gradients_are_contiguous():
+    # A hypothesis find: with softcap (the blocked path) and one query head per KV head, the output was a view.
+    torch.manual_seed(0)
+    leaves = [torch.randn(1, 2, 2, 16, requires_grad=True) for _ in range(3)]
+    out = ops.flash_attention(*leaves, softcap=1.5)
+    out.sum().backward()
+    assert out.is_contiguous() and all(x.grad.is_contiguous() for x in leaves)
+
+
 @given(case=cases(max_t=100))
 def test_op_cpu_fp32_matches_oracle(case):
     results, inputs = _run_op(case, torch.float32)
